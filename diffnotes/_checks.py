@@ -1,0 +1,88 @@
+"""Input validation with messages that name the argument, its value and what is allowed."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _show(value) -> str:
+    if isinstance(value, torch.Tensor):
+        if value.numel() <= 8:
+            return repr(value.tolist())
+        return f"tensor of shape {tuple(value.shape)}"
+    return repr(value)
+
+
+def check_finite(name: str, value) -> None:
+    """Raise if ``value`` (number or tensor) holds NaN or infinity."""
+    if isinstance(value, torch.Tensor):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} must be finite, but it contains NaN or inf ({_show(value)})")
+    elif not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+
+
+def check_range(name: str, value, low=None, high=None, *, low_open=False, high_open=False) -> None:
+    """Raise unless every element of ``value`` lies in the interval given by low/high.
+
+    ``low_open``/``high_open`` make the corresponding bound strict.
+    """
+    check_finite(name, value)
+    v = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+    bad = torch.zeros((), dtype=torch.bool)
+    if low is not None:
+        bad = bad | ((v <= low) if low_open else (v < low)).any()
+    if high is not None:
+        bad = bad | ((v >= high) if high_open else (v > high)).any()
+    if bool(bad):
+        lb = "(" if low_open else "["
+        hb = ")" if high_open else "]"
+        lo = "-inf" if low is None else repr(low)
+        hi = "inf" if high is None else repr(high)
+        raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{hb}, got {_show(value)}")
+
+
+def check_int(name: str, value, low=None, high=None) -> int:
+    """Return ``value`` as an int, raising unless it is an integer in [low, high]."""
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value}")
+    return value
+
+
+def check_timesteps(timesteps, T: int, name: str = "timesteps") -> torch.Tensor:
+    """Validate a sampler's timestep sequence: 1-D, integer, strictly decreasing, in [0, T-1].
+
+    Returns it as a CPU ``LongTensor``.
+    """
+    ts = torch.as_tensor(timesteps)
+    if ts.ndim != 1 or ts.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of integers, got {_show(ts)}")
+    if ts.dtype.is_floating_point:
+        if not bool((ts == ts.round()).all()):
+            raise ValueError(f"{name} must hold integer timestep indices, got {_show(ts)}")
+    ts = ts.to(torch.long).cpu()
+    if ts.numel() > 1 and not bool((ts[1:] < ts[:-1]).all()):
+        raise ValueError(
+            f"{name} must be strictly decreasing (a sampler runs from noise to data), got {_show(ts)}"
+        )
+    if int(ts.min()) < 0 or int(ts.max()) > T - 1:
+        raise ValueError(f"{name} must lie in [0, {T - 1}] for a schedule with T={T}, got {_show(ts)}")
+    return ts
+
+
+def check_batch(name: str, x: torch.Tensor, min_ndim: int = 2) -> None:
+    """Raise unless ``x`` is a floating tensor with a batch dimension."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have shape [B, ...] with at least {min_ndim} dimensions, got shape {tuple(x.shape)}"
+        )
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
