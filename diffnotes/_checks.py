@@ -86,3 +86,11 @@ def check_batch(name: str, x: torch.Tensor, min_ndim: int = 2) -> None:
         )
     if not x.dtype.is_floating_point:
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def check_same_shape(name: str, value: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+    """Raise unless ``value`` has exactly the shape of ``ref`` (no silent broadcasting)."""
+    if tuple(value.shape) != tuple(ref.shape):
+        raise ValueError(
+            f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(value.shape)}"
+        )

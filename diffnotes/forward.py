@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_range
+from ._checks import check_range, check_same_shape
 from ._util import append_dims, randn_like
 
 __all__ = [
@@ -33,9 +33,17 @@ __all__ = [
 def _noise(x, eps, generator):
     if eps is None:
         return randn_like(x, generator)
-    if eps.shape != x.shape:
-        raise ValueError(f"eps must have the shape of x {tuple(x.shape)}, got {tuple(eps.shape)}")
+    check_same_shape("eps", eps, "x", x)
     return eps
+
+
+def _posterior_args(alpha_bar_t, alpha_bar_prev, beta_t):
+    """Validate the posterior's coefficients and return them as tensors (float64 for numbers)."""
+    check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0, high_open=True)
+    check_range("alpha_bar_prev", alpha_bar_prev, 0.0, 1.0)
+    check_range("beta_t", beta_t, 0.0, 1.0)
+    return tuple(v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float64)
+                 for v in (alpha_bar_t, alpha_bar_prev, beta_t))
 
 
 def q_step(x_prev: torch.Tensor, beta_t, *, eps=None, generator=None) -> torch.Tensor:
@@ -82,8 +90,7 @@ def posterior_mean_coefs(alpha_bar_t, alpha_bar_prev, beta_t):
     Ho et al. 2020, eq. 7. Chapter 2. Works for a respaced step too when ``beta_t`` is
     :math:`1-\bar\alpha_t/\bar\alpha_{t-1}`. Returns tensors (float64 when given floats).
     """
-    ab, abp, b = (torch.as_tensor(v, dtype=torch.float64) if not isinstance(v, torch.Tensor) else v
-                  for v in (alpha_bar_t, alpha_bar_prev, beta_t))
+    ab, abp, b = _posterior_args(alpha_bar_t, alpha_bar_prev, beta_t)
     c0 = torch.sqrt(abp) * b / (1 - ab)
     ct = torch.sqrt(1 - b) * (1 - abp) / (1 - ab)
     return c0, ct
@@ -95,6 +102,7 @@ def posterior_mean(x_0, x_t, alpha_bar_t, alpha_bar_prev, beta_t) -> torch.Tenso
     .. math:: \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}x_0
               + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t
     """
+    check_same_shape("x_0", x_0, "x_t", x_t)
     c0, ct = posterior_mean_coefs(alpha_bar_t, alpha_bar_prev, beta_t)
     return append_dims(c0, x_t) * x_0 + append_dims(ct, x_t) * x_t
 
@@ -104,8 +112,7 @@ def posterior_variance(alpha_bar_t, alpha_bar_prev, beta_t) -> torch.Tensor:
 
     Ho et al. 2020, eq. 7. Chapter 2.
     """
-    ab, abp, b = (torch.as_tensor(v, dtype=torch.float64) if not isinstance(v, torch.Tensor) else v
-                  for v in (alpha_bar_t, alpha_bar_prev, beta_t))
+    ab, abp, b = _posterior_args(alpha_bar_t, alpha_bar_prev, beta_t)
     return (1 - abp) / (1 - ab) * b
 
 
@@ -117,6 +124,7 @@ def x0_from_eps(x_t, eps, alpha_bar_t) -> torch.Tensor:
     Chapter 2; DDIM's "predicted x_0" (Song et al. 2021, eq. 9).
     """
     check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0, low_open=True)
+    check_same_shape("eps", eps, "x_t", x_t)
     ab = append_dims(alpha_bar_t, x_t)
     return (x_t - torch.sqrt(1 - ab) * eps) / torch.sqrt(ab)
 
@@ -127,6 +135,7 @@ def eps_from_x0(x_t, x_0, alpha_bar_t) -> torch.Tensor:
     Ho et al. 2020, eq. 4 solved for epsilon. Chapter 2.
     """
     check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0, high_open=True)
+    check_same_shape("x_0", x_0, "x_t", x_t)
     ab = append_dims(alpha_bar_t, x_t)
     return (x_t - torch.sqrt(ab) * x_0) / torch.sqrt(1 - ab)
 
@@ -143,7 +152,12 @@ def score_from_eps(eps, alpha_bar_t) -> torch.Tensor:
 
 
 def eps_from_score(score, alpha_bar_t) -> torch.Tensor:
-    r"""Inverse of :func:`score_from_eps`: :math:`\hat\epsilon = -\sqrt{1-\bar\alpha_t}\,s`."""
+    r"""Noise prediction from a score, the inverse of :func:`score_from_eps`.
+
+    .. math:: \hat\epsilon = -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log q(x_t)
+
+    Song et al. 2021 (score SDE), eq. 7 with the VP marginal. Chapter 5.
+    """
     check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0)
     return -torch.sqrt(1 - append_dims(alpha_bar_t, score)) * score
 
@@ -154,19 +168,32 @@ def v_from_eps(x_0, eps, alpha_bar_t) -> torch.Tensor:
     Salimans & Ho 2022, sec. 4. Chapter 2.
     """
     check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0)
+    check_same_shape("eps", eps, "x_0", x_0)
     ab = append_dims(alpha_bar_t, x_0)
     return torch.sqrt(ab) * eps - torch.sqrt(1 - ab) * x_0
 
 
 def eps_from_v(x_t, v, alpha_bar_t) -> torch.Tensor:
-    r""":math:`\epsilon = \sqrt{1-\bar\alpha_t}\,x_t + \sqrt{\bar\alpha_t}\,v` (Salimans & Ho 2022)."""
+    r"""Noise from a velocity prediction.
+
+    .. math:: \epsilon = \sqrt{1-\bar\alpha_t}\,x_t + \sqrt{\bar\alpha_t}\,v
+
+    Salimans & Ho 2022, sec. 4. Chapter 2.
+    """
     check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0)
+    check_same_shape("v", v, "x_t", x_t)
     ab = append_dims(alpha_bar_t, x_t)
     return torch.sqrt(1 - ab) * x_t + torch.sqrt(ab) * v
 
 
 def x0_from_v(x_t, v, alpha_bar_t) -> torch.Tensor:
-    r""":math:`x_0 = \sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,v` (Salimans & Ho 2022)."""
+    r"""Clean sample from a velocity prediction.
+
+    .. math:: x_0 = \sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,v
+
+    Salimans & Ho 2022, sec. 4. Chapter 2.
+    """
     check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0)
+    check_same_shape("v", v, "x_t", x_t)
     ab = append_dims(alpha_bar_t, x_t)
     return torch.sqrt(ab) * x_t - torch.sqrt(1 - ab) * v

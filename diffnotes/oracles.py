@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from ._checks import check_range
+from ._checks import check_finite, check_int, check_range
 from ._util import append_dims, batch_t
 
 __all__ = ["Oracle", "Gaussian", "GaussianMixture", "PointSet"]
@@ -35,16 +35,28 @@ def _as_f64(v) -> torch.Tensor:
     return torch.as_tensor(v, dtype=torch.float64).cpu()
 
 
-def _coef(c, x):
-    """Per-sample coefficient as float64 of shape [B, 1]."""
+def _coef(name, c, x):
+    """Per-sample coefficient as float64 of shape [B, 1] (a scalar or shape [B] accepted)."""
     c = torch.as_tensor(c, dtype=torch.float64, device=x.device)
     if c.ndim == 0:
         c = c.expand(x.shape[0])
+    if c.ndim != 1 or c.shape[0] not in (1, x.shape[0]):
+        raise ValueError(
+            f"{name} must be a scalar or have shape [B] with B={x.shape[0]}, got shape {tuple(c.shape)}"
+        )
     return c.reshape(-1, 1)
 
 
 class Oracle:
-    """Base class: subclasses implement :meth:`log_prob_t` and :meth:`denoise` on flat float64 data."""
+    r"""A data distribution with exact noisy marginals :math:`p_t`, the law of :math:`a x_0 + s z`.
+
+    Subclasses implement the log density and the denoiser :math:`E[x_0 \mid x_t]` on flat float64
+    data; the score and the noise prediction follow from Tweedie's formula (Efron 2011, sec. 2),
+    the identity behind denoising score matching (Vincent 2011).
+    All public methods take ``x_t`` of shape ``[B, *event_shape]`` and return results in its
+    dtype and device; ``alpha`` and ``sigma`` are scalars or tensors of shape ``[B]``.
+    Chapters 2, 3, 5.
+    """
 
     event_shape: tuple
 
@@ -56,11 +68,13 @@ class Oracle:
         raise NotImplementedError
 
     def sample(self, n: int, generator=None) -> torch.Tensor:  # pragma: no cover - abstract
+        """``n`` draws from the data distribution, float64 ``[n, *event_shape]``."""
         raise NotImplementedError
 
     # -- public API ------------------------------------------------------------
     @property
     def dim(self) -> int:
+        """Number of scalar dimensions of one sample, the product of ``event_shape``."""
         return int(math.prod(self.event_shape))
 
     def _flat(self, x):
@@ -75,7 +89,7 @@ class Oracle:
         check_range("alpha", alpha, 0.0, None, low_open=True)
         check_range("sigma", sigma, 0.0, None)
         xf = self._flat(x)
-        return xf, _coef(alpha, xf), _coef(sigma, xf)
+        return xf, _coef("alpha", alpha, xf), _coef("sigma", sigma, xf)
 
     def log_prob_t(self, x_t, alpha, sigma) -> torch.Tensor:
         r"""Log density of :math:`p_t`, the law of :math:`a x_0 + s z`, at ``x_t``. Shape ``[B]``."""
@@ -104,19 +118,32 @@ class Oracle:
     def eps_model(self, schedule):
         r"""A discrete-time ``model(x_t, t) -> eps_hat`` for ``schedule`` (t = LongTensor [B]).
 
-        Uses :math:`a = \sqrt{\bar\alpha_t}`, :math:`s = \sqrt{1-\bar\alpha_t}`.
+        Uses :math:`a = \sqrt{\bar\alpha_t}`, :math:`s = \sqrt{1-\bar\alpha_t}`. Like every model,
+        it is called with *original* timestep indices, so for a respaced schedule ``t`` must be one
+        of ``schedule.original_t`` (the steps the respaced schedule kept).
         """
         alpha_bar = schedule.alpha_bar
+        original_t = schedule.original_t
 
         def model(x_t, t):
-            t = batch_t(t, x_t).cpu()
-            ab = alpha_bar[t].to(x_t.device)
+            t = batch_t(t, x_t).cpu().contiguous()
+            pos = torch.searchsorted(original_t, t).clamp_max(original_t.numel() - 1)
+            if not bool((original_t[pos] == t).all()):
+                raise ValueError(
+                    f"t must hold original timestep indices of the schedule (its original_t, from "
+                    f"{int(original_t[0])} to {int(original_t[-1])}), got {t.unique().tolist()[:8]}"
+                )
+            ab = alpha_bar[pos].to(x_t.device)
             return self.eps(x_t, ab.sqrt(), (1 - ab).sqrt())
 
         return model
 
     def score_model(self, sde):
-        """A continuous-time ``model(x_t, t) -> score`` for an SDE with ``sde.marginal_coefs(t)``."""
+        """A continuous-time ``model(x_t, t) -> score`` for an SDE with ``sde.marginal_coefs(t)``.
+
+        ``t`` is a float (or float tensor of shape ``[B]``) and ``sde.marginal_coefs(t)`` returns
+        the mean coefficient and std of :math:`x_t` given :math:`x_0`.
+        """
 
         def model(x_t, t):
             t = torch.as_tensor(t, dtype=torch.float64, device=x_t.device)
@@ -140,23 +167,32 @@ def _sym_eig(cov):
 class Gaussian(Oracle):
     r"""Data :math:`x_0 \sim N(\mu, \Sigma)`.
 
-    Exact denoiser: :math:`E[x_0\mid x_t] = \mu + a\Sigma(a^2\Sigma + s^2I)^{-1}(x_t - a\mu)`.
+    Then :math:`p_t = N(a\mu, a^2\Sigma + s^2 I)` and the exact denoiser is Gaussian conditioning
+    (Bishop 2006, sec. 2.3.3):
+
+    .. math:: E[x_0\mid x_t] = \mu + a\Sigma(a^2\Sigma + s^2I)^{-1}(x_t - a\mu)
+
+    Parameters: ``mean`` of shape [D], ``cov`` symmetric positive definite [D, D]. Chapters 2, 5.
     """
 
     def __init__(self, mean, cov):
         self.mean = torch.as_tensor(mean, dtype=torch.float64).flatten()
+        check_finite("mean", self.mean)
         D = self.mean.numel()
         cov = torch.as_tensor(cov, dtype=torch.float64)
+        check_finite("cov", cov)
         if cov.shape != (D, D):
             raise ValueError(f"cov must have shape ({D}, {D}) to match mean, got {tuple(cov.shape)}")
         if not torch.allclose(cov, cov.T):
-            raise ValueError("cov must be symmetric")
+            asym = (cov - cov.T).abs().max().item()
+            raise ValueError(f"cov must be symmetric, got max |cov - cov.T| = {asym:.3g}")
         self.cov = cov
         self.event_shape = (D,)
         self._lam, self._U = _sym_eig(cov)
 
     @property
     def covariance(self) -> torch.Tensor:
+        r"""The data covariance :math:`\Sigma`, float64 ``[D, D]``."""
         return self.cov
 
     def _parts(self, x, a, s, mean, lam, U):
@@ -175,6 +211,7 @@ class Gaussian(Oracle):
 
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """``n`` draws from the data distribution, float64 ``[n, D]``."""
+        n = check_int("n", n, 0)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return self.mean + (z * self._lam.sqrt()) @ self._U.T
 
@@ -183,7 +220,12 @@ class GaussianMixture(Oracle):
     r"""Data :math:`x_0 \sim \sum_k w_k N(\mu_k, \Sigma_k)`.
 
     The noised marginal is :math:`\sum_k w_k N(a\mu_k, a^2\Sigma_k + s^2 I)`; the denoiser is the
-    responsibility-weighted average of the components' Gaussian denoisers.
+    responsibility-weighted average of the components' Gaussian denoisers,
+    :math:`E[x_0\mid x_t] = \sum_k p(k\mid x_t)\,E_k[x_0\mid x_t]` (responsibilities as in
+    Bishop 2006, eq. 9.13; each :math:`E_k` by sec. 2.3.3).
+
+    Parameters: ``weights`` [K] positive summing to 1, ``means`` [K, D], ``covs`` [K, D, D].
+    Chapters 3, 5.
     """
 
     def __init__(self, weights, means, covs):
@@ -204,10 +246,12 @@ class GaussianMixture(Oracle):
 
     @property
     def mean(self) -> torch.Tensor:
+        r"""The data mean :math:`\sum_k w_k \mu_k`, float64 ``[D]``."""
         return (self.weights[:, None] * self.means).sum(0)
 
     @property
     def covariance(self) -> torch.Tensor:
+        r"""The data covariance :math:`\sum_k w_k (\Sigma_k + (\mu_k-\mu)(\mu_k-\mu)^T)`, ``[D, D]``."""
         m = self.mean
         d = self.means - m
         return (self.weights[:, None, None] * (self.covs + d[:, :, None] * d[:, None, :])).sum(0)
@@ -234,6 +278,7 @@ class GaussianMixture(Oracle):
 
     def sample(self, n: int, generator=None, return_labels: bool = False):
         """``n`` draws, float64 ``[n, D]`` (and the component labels with ``return_labels``)."""
+        n = check_int("n", n, 0)
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.event_shape[0], generator=generator, dtype=torch.float64)
         x = torch.empty(n, self.event_shape[0], dtype=torch.float64)
@@ -248,13 +293,18 @@ class PointSet(Oracle):
 
     :math:`p_t = \sum_j w_j N(a y_j, s^2 I)`, so :math:`E[x_0\mid x_t] = \sum_j p(j\mid x_t)\,y_j`
     with :math:`p(j \mid x_t) \propto w_j \exp(-\lVert x_t - a y_j\rVert^2 / 2s^2)`. This is the
-    optimal denoiser of a training set, the one a model that memorises would learn.
+    optimal denoiser of a training set, the one a model that memorises would learn (the "ideal
+    denoiser" of Karras et al. 2022, appendix B.3).
+
+    Parameters: ``points`` [N, ...] (any event shape, e.g. images), optional ``weights`` [N].
+    Chapters 3, 7.
     """
 
     def __init__(self, points, weights=None):
         pts = torch.as_tensor(points, dtype=torch.float64)
         if pts.ndim < 2 or pts.shape[0] == 0:
             raise ValueError(f"points must have shape [N, ...] with N >= 1, got {tuple(pts.shape)}")
+        check_finite("points", pts)
         self.points = pts
         self.event_shape = tuple(pts.shape[1:])
         self._flat_pts = pts.reshape(pts.shape[0], -1)
@@ -262,15 +312,20 @@ class PointSet(Oracle):
             weights = torch.full((pts.shape[0],), 1.0 / pts.shape[0], dtype=torch.float64)
         w = torch.as_tensor(weights, dtype=torch.float64).flatten()
         if w.numel() != pts.shape[0] or bool((w <= 0).any()) or abs(w.sum().item() - 1) > 1e-9:
-            raise ValueError(f"weights must be {pts.shape[0]} positive numbers summing to 1")
+            raise ValueError(
+                f"weights must be {pts.shape[0]} positive numbers summing to 1, got "
+                f"{w.numel()} numbers with min {w.min().item():.3g} and sum {w.sum().item():.6g}"
+            )
         self.weights = w
 
     @property
     def mean(self) -> torch.Tensor:
+        r"""The data mean :math:`\sum_j w_j y_j`, float64 of shape ``event_shape``."""
         return (self.weights[:, None] * self._flat_pts).sum(0).reshape(self.event_shape)
 
     @property
     def covariance(self) -> torch.Tensor:
+        """The covariance of the flattened points, float64 ``[D, D]`` with D = ``dim``."""
         d = self._flat_pts - self.mean.flatten()
         return (self.weights[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
 
@@ -281,13 +336,19 @@ class PointSet(Oracle):
 
     def _log_prob(self, x, a, s):
         if bool((s <= 0).any()):
-            raise ValueError("sigma must be > 0 for a point set (its data density is not a function)")
+            raise ValueError(
+                f"sigma must lie in (0, inf) for a point set (its data density is not a function), "
+                f"got min sigma {s.min().item()!r}"
+            )
         D = x.shape[1]
         return torch.logsumexp(self._logits(x, a, s), 1) - D * torch.log(s[:, 0]) - 0.5 * D * _LOG_2PI
 
     def _denoise(self, x, a, s):
         if bool((s <= 0).any()):
-            raise ValueError("sigma must be > 0 for a point set")
+            raise ValueError(
+                f"sigma must lie in (0, inf) for a point set (its denoiser at sigma=0 is not defined "
+                f"off the points), got min sigma {s.min().item()!r}"
+            )
         r = torch.softmax(self._logits(x, a, s), dim=1)
         return r @ self._flat_pts.to(x.device)
 
@@ -298,5 +359,6 @@ class PointSet(Oracle):
 
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """``n`` draws (with replacement), float64 ``[n, ...]``."""
+        n = check_int("n", n, 0)
         j = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         return self.points[j]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_int, check_range, check_timesteps
+from ._checks import _show, check_int, check_range, check_timesteps
 
 __all__ = [
     "Schedule",
@@ -31,6 +31,8 @@ __all__ = [
 @dataclass(frozen=True, eq=False)
 class Schedule:
     r"""A discrete forward process :math:`q(x_t \mid x_{t-1}) = N(\sqrt{1-\beta_t}\,x_{t-1}, \beta_t I)`.
+
+    Ho et al. 2020, eq. 2. Chapters 1, 2, 3, 6.
 
     Parameters
     ----------
@@ -52,6 +54,12 @@ class Schedule:
         if betas.ndim != 1 or betas.numel() == 0:
             raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {tuple(betas.shape)}")
         check_range("betas", betas, 0.0, 1.0, low_open=True)
+        if bool((1.0 - betas == 1.0).any()):
+            # alpha_t would round to exactly 1: alpha_bar stalls and beta_tilde becomes 0/0.
+            raise ValueError(
+                f"betas must be large enough that 1 - beta < 1 in float64 (beta > 2**-54 ~ 5.6e-17), "
+                f"got min(betas)={betas.min().item()!r}"
+            )
         object.__setattr__(self, "betas", betas)
         if self.original_t is None:
             object.__setattr__(self, "original_t", torch.arange(betas.numel(), dtype=torch.long))
@@ -62,7 +70,9 @@ class Schedule:
                     f"original_t must have the same length as betas ({betas.numel()}), got {ot.numel()}"
                 )
             if ot.numel() > 1 and not bool((ot[1:] > ot[:-1]).all()):
-                raise ValueError("original_t must be strictly increasing")
+                raise ValueError(f"original_t must be strictly increasing, got {_show(ot)}")
+            if int(ot.min()) < 0:
+                raise ValueError(f"original_t must hold indices >= 0, got {_show(ot)}")
             object.__setattr__(self, "original_t", ot)
 
     # --- derived quantities -------------------------------------------------
@@ -216,19 +226,33 @@ def quadratic_timesteps(T: int, S: int) -> torch.Tensor:
     """
     T = check_int("T", T, 1)
     S = check_int("S", S, 1, T)
-    if S == 1:
-        return torch.zeros(1, dtype=torch.long)
-    ts = (torch.linspace(0, math.sqrt(0.8 * T), S, dtype=torch.float64) ** 2).floor().long()
+    ts = _quadratic_increasing(T, S)
     if not bool((ts[1:] > ts[:-1]).all()):
+        s_max = next(k for k in range(S - 1, 0, -1) if _quadratic_ok(T, k))
         raise ValueError(
             f"S={S} is too many steps for quadratic spacing of T={T} (indices would repeat); "
-            f"use at most about {int(math.sqrt(0.8 * T))} steps or uniform spacing"
+            f"use at most {s_max} steps or uniform spacing"
         )
     return ts.flip(0)
 
 
+def _quadratic_increasing(T: int, S: int) -> torch.Tensor:
+    if S == 1:
+        return torch.zeros(1, dtype=torch.long)
+    return (torch.linspace(0, math.sqrt(0.8 * T), S, dtype=torch.float64) ** 2).floor().long()
+
+
+def _quadratic_ok(T: int, S: int) -> bool:
+    ts = _quadratic_increasing(T, S)
+    return bool((ts[1:] > ts[:-1]).all())
+
+
 def make_timesteps(T: int, S: int, spacing: str = "uniform") -> torch.Tensor:
-    """Timesteps for a sampler: ``spacing`` is ``"uniform"`` or ``"quadratic"``."""
+    """Timesteps for a sampler: ``spacing`` is ``"uniform"`` or ``"quadratic"``.
+
+    The two selections of Song et al. 2021 (DDIM), appendix D.2; see :func:`uniform_timesteps`
+    and :func:`quadratic_timesteps`. Chapter 3.
+    """
     if spacing == "uniform":
         return uniform_timesteps(T, S)
     if spacing == "quadratic":

@@ -1,0 +1,45 @@
+"""diffnotes: the mathematics of diffusion models as small, tested functions.
+
+Modules (one idea each; see CONTRIBUTING.md for the notation table):
+
+* :mod:`diffnotes.schedules` -- beta / alpha_bar schedules and respacing
+* :mod:`diffnotes.forward`   -- q(x_t | x_{t-1}), q(x_t | x_0), the posterior, parameterisations
+* :mod:`diffnotes.losses`    -- L_simple, VLB terms, denoising score matching, hybrid loss
+* :mod:`diffnotes.samplers`  -- DDPM, DDIM (any eta, any subsequence), inversion, slerp
+* :mod:`diffnotes.sde`       -- VP / sub-VP / VE SDEs, reverse SDE, probability-flow ODE, solvers
+* :mod:`diffnotes.oracles`   -- data with exact scores: Gaussian, mixture, finite point set
+* :mod:`diffnotes.derive`    -- SymPy derivations and ``check_against``
+* :mod:`diffnotes.unet`, :mod:`diffnotes.data`, :mod:`diffnotes.train`, :mod:`diffnotes.fid`
+  -- the real CIFAR-10 model: network, data, training, evaluation
+
+Submodules are imported on first use, so ``import diffnotes`` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "schedules", "forward", "losses", "samplers", "sde", "oracles", "derive",
+    "unet", "data", "train", "fid", "widgets", "cli",
+)
+
+__all__ = list(_SUBMODULES) + ["pretrained", "__version__"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"diffnotes.{name}")
+    raise AttributeError(f"module 'diffnotes' has no attribute {name!r}")
+
+
+def pretrained(name: str = "cifar10-small", **kwargs):
+    """The shipped trained model ``name`` (see ``diffnotes/pretrained/MODEL_CARD.md``).
+
+    Returns an ``nn.Module`` in eval mode, called as ``model(x_t, t) -> eps_hat``, with
+    ``.schedule`` and ``.config`` attached.
+    """
+    from .train import pretrained as _pretrained
+
+    return _pretrained(name, **kwargs)

@@ -1,0 +1,442 @@
+r"""Discrete-time samplers: DDPM ancestral sampling, the DDIM family, DDIM inversion, slerp.
+
+Every sampler has one signature,
+``sample_xxx(model, x, timesteps, *, schedule, <options>, generator=None, callback=None,
+progress=False)``: ``model(x_t, t) -> eps_hat`` is called with ``t`` a ``LongTensor [B]`` on
+``x``'s device holding the *original* schedule index (``schedule.original_t[t]``), ``x`` is the
+starting :math:`x_{\tau_S}`, and ``timesteps`` is the strictly decreasing sequence
+:math:`\tau_S > \dots > \tau_1` of indices into ``schedule`` that the sampler visits. The step
+after the last one lands on the data, :math:`\bar\alpha_{\tau_0} := 1`. Because each step uses
+only the two values :math:`\bar\alpha_{\tau_i}` and :math:`\bar\alpha_{\tau_{i-1}}`, skipping
+steps needs no respaced schedule: every formula below is written with ratios of
+:math:`\bar\alpha` and is right on any subsequence.
+
+Notation (code name -> symbol; see also CONTRIBUTING.md):
+
+==================  ==========================================  =========================================
+code                symbol                                      meaning
+==================  ==========================================  =========================================
+``alpha_bar_t``     :math:`\bar\alpha_t`                        signal fraction at the current step
+``alpha_bar_prev``  :math:`\bar\alpha_{t-1}`                    at the next step of the sampler (1 at the end)
+``beta_t``          :math:`1-\bar\alpha_t/\bar\alpha_{t-1}`     variance of the (respaced) forward step
+``beta_tilde``      :math:`\tilde\beta_t`                       DDPM posterior variance
+``eps_hat``         :math:`\hat\epsilon_\theta(x_t, t)`         the model's noise prediction
+``x0_hat``          :math:`\hat x_0`                            predicted clean sample (DDIM eq. 9)
+``sigma_t``         :math:`\sigma_t`                            std of the noise a DDIM step adds
+``eta``             :math:`\eta`                                0: deterministic DDIM, 1: DDPM posterior
+``timesteps``       :math:`\tau`                                decreasing indices visited by a sampler
+==================  ==========================================  =========================================
+
+The DDIM paper (Song et al. 2021) writes :math:`\alpha_t` for our :math:`\bar\alpha_t`.
+
+Chapters 2 (DDPM sampling) and 3 (DDIM, inversion, interpolation).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._checks import _show, check_batch, check_finite, check_range, check_same_shape, check_timesteps
+from ._util import append_dims, randn_like
+from .forward import posterior_mean, x0_from_eps
+
+__all__ = [
+    "ddim_sigma",
+    "ddim_step",
+    "ddpm_step",
+    "sample_ddpm",
+    "sample_ddim",
+    "ddim_invert",
+    "slerp",
+]
+
+_VARIANCES = ("beta_tilde", "beta")
+
+
+# --------------------------------------------------------------------------- helpers
+def _f64(v) -> torch.Tensor:
+    """Numbers become float64 tensors; tensors are kept (dtype and device) as they are."""
+    return v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float64)
+
+
+def _check_alpha_bars(alpha_bar_t, alpha_bar_prev) -> None:
+    check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0, low_open=True, high_open=True)
+    check_range("alpha_bar_prev", alpha_bar_prev, 0.0, 1.0, low_open=True)
+    if bool((_f64(alpha_bar_t) > _f64(alpha_bar_prev).to(_f64(alpha_bar_t).device)).any()):
+        raise ValueError(
+            "alpha_bar_t must not exceed alpha_bar_prev (a sampler step goes towards less noise), "
+            f"got alpha_bar_t={_show(alpha_bar_t)} and alpha_bar_prev={_show(alpha_bar_prev)}"
+        )
+
+
+def _check_eps(x_t, eps_hat) -> None:
+    if not isinstance(eps_hat, torch.Tensor):
+        raise ValueError(f"eps_hat must be a torch.Tensor, got {type(eps_hat).__name__}")
+    check_same_shape("eps_hat", eps_hat, "x_t", x_t)
+
+
+def _clip(x0_hat: torch.Tensor, clip_x0) -> torch.Tensor:
+    """Clamp the predicted x_0 only when asked: ``c`` means [-c, c], ``(lo, hi)`` means [lo, hi]."""
+    if clip_x0 is None:
+        return x0_hat
+    if isinstance(clip_x0, (tuple, list)):
+        if len(clip_x0) != 2 or not float(clip_x0[0]) < float(clip_x0[1]):
+            raise ValueError(f"clip_x0 as a pair must be (low, high) with low < high, got {clip_x0!r}")
+        lo, hi = float(clip_x0[0]), float(clip_x0[1])
+    else:
+        check_range("clip_x0", clip_x0, 0.0, None, low_open=True)
+        lo, hi = -float(clip_x0), float(clip_x0)
+    return x0_hat.clamp(lo, hi)
+
+
+def _noise(x, noise, generator):
+    if noise is None:
+        return randn_like(x, generator)
+    if not isinstance(noise, torch.Tensor):
+        raise ValueError(f"noise must be a torch.Tensor, got {type(noise).__name__}")
+    check_same_shape("noise", noise, "x_t", x)
+    return noise.to(dtype=x.dtype, device=x.device)
+
+
+def _progress(n: int, progress: bool, desc: str):
+    if not progress:
+        return range(n)
+    from tqdm.auto import tqdm
+
+    return tqdm(range(n), desc=desc, total=n)
+
+
+def _call_model(model, x, t_model: int, i: int, t: int) -> torch.Tensor:
+    """Call ``model`` at one step and check its output (shape of ``x``, finite)."""
+    t_batch = torch.full((x.shape[0],), int(t_model), dtype=torch.long, device=x.device)
+    eps_hat = model(x, t_batch)
+    if not isinstance(eps_hat, torch.Tensor) or eps_hat.shape != x.shape:
+        shape = tuple(eps_hat.shape) if isinstance(eps_hat, torch.Tensor) else type(eps_hat).__name__
+        raise ValueError(
+            f"model output must have the shape of x {tuple(x.shape)}, got {shape} "
+            f"at step i={i} (t={t})"
+        )
+    if not bool(torch.isfinite(eps_hat).all()):
+        raise ValueError(f"model output contains NaN or inf at step i={i} (t={t})")
+    return eps_hat.to(dtype=x.dtype)
+
+
+def _prepare(x, timesteps, schedule):
+    """Validate the common sampler inputs; return (timesteps, alpha_bar_t, alpha_bar_prev) per step."""
+    check_batch("x", x)
+    check_finite("x", x)
+    ts = check_timesteps(timesteps, schedule.T)
+    ab_all = schedule.alpha_bar
+    ab = ab_all[ts]
+    abp = torch.cat([ab[1:], torch.ones(1, dtype=torch.float64)])
+    return ts, ab, abp
+
+
+# --------------------------------------------------------------------------- one step
+def ddim_sigma(alpha_bar_t, alpha_bar_prev, eta) -> torch.Tensor:
+    r"""Standard deviation of the noise of one DDIM step, interpolating DDIM (0) and DDPM (1).
+
+    .. math::
+        \sigma_t(\eta) = \eta\,\sqrt{\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}}\,
+                         \sqrt{1-\frac{\bar\alpha_t}{\bar\alpha_{t-1}}}
+
+    With :math:`\eta = 1`, :math:`\sigma_t^2 = \tilde\beta_t` of the (respaced) chain whose step
+    variance is :math:`\beta_t = 1-\bar\alpha_t/\bar\alpha_{t-1}`, so it is right when steps are skipped.
+
+    Song et al. 2021 (DDIM), eq. 16. Chapter 3.
+
+    Parameters
+    ----------
+    alpha_bar_t, alpha_bar_prev : float or Tensor (scalar or [B])
+        :math:`\bar\alpha` at the current and the next (less noisy) step, with
+        ``0 < alpha_bar_t <= alpha_bar_prev <= 1`` and ``alpha_bar_t < 1``.
+    eta : float, >= 0
+
+    Returns
+    -------
+    Tensor
+        :math:`\sigma_t` (float64 when given numbers).
+    """
+    check_range("eta", eta, 0.0, None)
+    _check_alpha_bars(alpha_bar_t, alpha_bar_prev)
+    ab, abp = _f64(alpha_bar_t), _f64(alpha_bar_prev)
+    return eta * torch.sqrt((1 - abp) / (1 - ab)) * torch.sqrt(1 - ab / abp)
+
+
+def _ddim_update(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, sigma_t, generator, noise, clip_x0):
+    """DDIM eq. 12, returning ``(x_prev, x0_hat)``."""
+    _check_eps(x_t, eps_hat)
+    check_range("alpha_bar_prev", alpha_bar_prev, 0.0, 1.0, low_open=True)
+    check_range("sigma_t", sigma_t, 0.0, None)
+    abp, sigma = _f64(alpha_bar_prev), _f64(sigma_t)
+    room = 1 - abp - sigma.to(abp.device) ** 2  # variance left for the "direction to x_t" term
+    # sigma_t = sqrt(1 - abp) exactly is allowed: a negative `room` of round-off size counts as 0.
+    if bool((room < -1e-12 * (1 - abp)).any()):
+        raise ValueError(
+            f"sigma_t**2 must not exceed 1 - alpha_bar_prev, got sigma_t**2={_show(sigma**2)} and "
+            f"1 - alpha_bar_prev={_show(1 - abp)} (eta too large?)"
+        )
+    x0_hat = x0_from_eps(x_t, eps_hat, alpha_bar_t)
+    if clip_x0 is not None:
+        check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0, low_open=True, high_open=True)
+        # Keep the step consistent with the clipped prediction: re-derive eps from (x_t, x0_hat).
+        x0_hat = _clip(x0_hat, clip_x0)
+        ab = append_dims(alpha_bar_t, x_t)
+        eps_hat = (x_t - torch.sqrt(ab) * x0_hat) / torch.sqrt(1 - ab)
+    x_prev = append_dims(torch.sqrt(abp), x_t) * x0_hat + append_dims(torch.sqrt(room.clamp_min(0)), x_t) * eps_hat
+    if bool((sigma > 0).any()):
+        x_prev = x_prev + append_dims(sigma, x_t) * _noise(x_t, noise, generator)
+    return x_prev, x0_hat
+
+
+def ddim_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, *, sigma_t=0.0, generator=None, noise=None,
+              clip_x0=None) -> torch.Tensor:
+    r"""One step of the DDIM family: a draw from :math:`q_\sigma(x_{t-1} \mid x_t, \hat x_0)`.
+
+    .. math::
+        \hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}},\qquad
+        x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\hat x_0
+                  + \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\,\hat\epsilon + \sigma_t z
+
+    Song et al. 2021 (DDIM), eq. 12. Chapter 3. ``sigma_t = 0`` is deterministic DDIM;
+    ``sigma_t = ddim_sigma(..., eta=1)`` is the DDPM posterior. No noise is drawn when every
+    ``sigma_t`` is 0. The map is written between two arbitrary noise levels, so
+    :func:`ddim_invert` reuses it with the levels swapped.
+
+    Parameters
+    ----------
+    x_t : Tensor [B, ...]
+    eps_hat : Tensor, shape of ``x_t``
+    alpha_bar_t, alpha_bar_prev : float or Tensor (scalar or [B]), in (0, 1]
+    sigma_t : float or Tensor (scalar or [B]), with ``sigma_t**2 <= 1 - alpha_bar_prev``
+    generator : torch.Generator, optional
+    noise : Tensor, optional
+        The :math:`z` to use instead of drawing one (shape of ``x_t``).
+    clip_x0 : float or (float, float), optional
+        Clamp :math:`\hat x_0` to ``[-clip_x0, clip_x0]`` (or the given range) and re-derive
+        :math:`\hat\epsilon` from it. Off by default: nothing is ever clipped unless asked.
+    """
+    return _ddim_update(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, sigma_t, generator, noise, clip_x0)[0]
+
+
+def _ddpm_update(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, variance, generator, noise, clip_x0):
+    """DDPM ancestral step (Ho et al. Alg. 2 line 4 in the x0 form), returning ``(x_prev, x0_hat)``."""
+    if variance not in _VARIANCES:
+        raise ValueError(f"variance must be one of {_VARIANCES}, got {variance!r}")
+    _check_eps(x_t, eps_hat)
+    _check_alpha_bars(alpha_bar_t, alpha_bar_prev)
+    ab, abp = _f64(alpha_bar_t), _f64(alpha_bar_prev)
+    abp = abp.to(ab.device)
+    beta_t = 1 - ab / abp  # the (respaced) step's beta
+    x0_hat = _clip(x0_from_eps(x_t, eps_hat, ab), clip_x0)
+    mean = posterior_mean(x0_hat, x_t, ab, abp, beta_t)
+    var = beta_t if variance == "beta" else (1 - abp) / (1 - ab) * beta_t
+    # The last step (alpha_bar_prev == 1) returns the mean: Ho et al. 2020, Alg. 2, z = 0 at t = 1.
+    std = torch.where(abp < 1, torch.sqrt(var), torch.zeros_like(var))
+    if bool((std > 0).any()):
+        mean = mean + append_dims(std, x_t) * _noise(x_t, noise, generator)
+    return mean, x0_hat
+
+
+def ddpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, *, variance="beta_tilde", generator=None,
+              noise=None, clip_x0=None) -> torch.Tensor:
+    r"""One DDPM ancestral step: a draw from :math:`N(\tilde\mu_t(x_t, \hat x_0), \sigma_t^2 I)`.
+
+    .. math::
+        \beta_t = 1 - \frac{\bar\alpha_t}{\bar\alpha_{t-1}},\qquad
+        \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}\hat x_0
+                    + \frac{\sqrt{1-\beta_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\qquad
+        \sigma_t^2 \in \{\tilde\beta_t, \beta_t\}
+
+    Without clipping this equals Ho et al.'s
+    :math:`\frac{1}{\sqrt{\alpha_t}}(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\hat\epsilon)`.
+    Defining :math:`\beta_t` by the ratio makes the step right on a respaced subsequence.
+    No noise is added when ``alpha_bar_prev == 1`` (the last step).
+
+    Ho et al. 2020, eq. 7 and Algorithm 2 (the two variances: sec. 3.2). Chapter 2.
+
+    Parameters
+    ----------
+    variance : {"beta_tilde", "beta"}
+        :math:`\tilde\beta_t` (optimal for deterministic :math:`x_0`) or :math:`\beta_t`
+        (optimal for :math:`x_0 \sim N(0, I)`).
+    clip_x0 : float or (float, float), optional
+        Clamp :math:`\hat x_0` before forming the posterior mean (off by default).
+
+    Other parameters as in :func:`ddim_step`.
+    """
+    return _ddpm_update(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, variance, generator, noise, clip_x0)[0]
+
+
+# --------------------------------------------------------------------------- samplers
+def sample_ddpm(model, x, timesteps, *, schedule, variance="beta_tilde", clip_x0=None, generator=None,
+                callback=None, progress=False) -> torch.Tensor:
+    r"""Ancestral sampling (DDPM), on the full schedule or any decreasing subsequence of it.
+
+    .. math:: x_{\tau_{i-1}} \sim N\big(\tilde\mu(x_{\tau_i}, \hat x_0), \sigma_{\tau_i}^2 I\big),
+              \quad i = S, \dots, 1
+
+    Ho et al. 2020, Algorithm 2; respaced as in Nichol & Dhariwal 2021, sec. 4. Chapter 2.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x_t, t) -> eps_hat`` with ``t`` a LongTensor [B] of original indices.
+    x : Tensor [B, ...]
+        The starting point, usually ``randn`` (:math:`x_T \sim N(0, I)`).
+    timesteps : sequence of int
+        Strictly decreasing indices into ``schedule`` (e.g. ``uniform_timesteps(T, S)``).
+    schedule : Schedule
+    variance, clip_x0 : see :func:`ddpm_step`.
+    generator : torch.Generator, optional
+    callback : callable, optional
+        Called after each step with ``dict(i, t, x, eps_hat, x0_hat, x_prev, alpha_bar_t,
+        alpha_bar_prev)``; ``x`` is :math:`x_t` before the step.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Tensor
+        The sample :math:`x_0`, shape of ``x``.
+    """
+    if variance not in _VARIANCES:
+        raise ValueError(f"variance must be one of {_VARIANCES}, got {variance!r}")
+    ts, ab, abp = _prepare(x, timesteps, schedule)
+    t_model = schedule.original_t[ts]
+    for i in _progress(len(ts), progress, "DDPM"):
+        t = int(ts[i])
+        eps_hat = _call_model(model, x, int(t_model[i]), i, t)
+        x_prev, x0_hat = _ddpm_update(x, eps_hat, ab[i], abp[i], variance, generator, None, clip_x0)
+        if callback is not None:
+            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_prev=x_prev,
+                          alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i])))
+        x = x_prev
+    return x
+
+
+def sample_ddim(model, x, timesteps, *, schedule, eta=0.0, clip_x0=None, generator=None, callback=None,
+                progress=False) -> torch.Tensor:
+    r"""DDIM sampling with noise level :math:`\eta` (0: deterministic, 1: DDPM posterior).
+
+    .. math:: x_{\tau_{i-1}} = \sqrt{\bar\alpha_{\tau_{i-1}}}\,\hat x_0
+              + \sqrt{1-\bar\alpha_{\tau_{i-1}}-\sigma_{\tau_i}^2}\,\hat\epsilon + \sigma_{\tau_i} z,
+              \qquad \sigma_{\tau_i} = \sigma(\eta)
+
+    Song et al. 2021 (DDIM), eq. 12 and 16, sec. 4.2 (sampling on a subsequence). Chapter 3.
+
+    Parameters
+    ----------
+    eta : float, >= 0
+        Values above 1 are allowed as long as :math:`\sigma^2 \le 1-\bar\alpha_{\tau_{i-1}}` at
+        every step (checked before the first model call).
+    callback : callable, optional
+        Called after each step with ``dict(i, t, x, eps_hat, x0_hat, x_prev, alpha_bar_t,
+        alpha_bar_prev, sigma)``.
+
+    Other parameters as in :func:`sample_ddpm`; ``clip_x0`` as in :func:`ddim_step`.
+    """
+    check_range("eta", eta, 0.0, None)
+    ts, ab, abp = _prepare(x, timesteps, schedule)
+    sigma = ddim_sigma(ab, abp, eta)
+    bad = sigma**2 > 1 - abp
+    if bool(bad.any()):
+        j = int(bad.nonzero()[0])
+        raise ValueError(
+            f"eta={eta} is too large: at step i={j} (t={int(ts[j])}) sigma**2={float(sigma[j] ** 2):.6g} "
+            f"exceeds 1 - alpha_bar_prev={float(1 - abp[j]):.6g}"
+        )
+    t_model = schedule.original_t[ts]
+    for i in _progress(len(ts), progress, "DDIM"):
+        t = int(ts[i])
+        eps_hat = _call_model(model, x, int(t_model[i]), i, t)
+        x_prev, x0_hat = _ddim_update(x, eps_hat, ab[i], abp[i], sigma[i], generator, None, clip_x0)
+        if callback is not None:
+            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_prev=x_prev,
+                          alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i]), sigma=float(sigma[i])))
+        x = x_prev
+    return x
+
+
+def ddim_invert(model, x_0, timesteps, *, schedule, callback=None, progress=False) -> torch.Tensor:
+    r"""Deterministic DDIM run backwards: encode data :math:`x_0` into a latent :math:`x_{\tau_S}`.
+
+    Each step solves the :math:`\eta=0` DDIM step for its input, evaluating the model at the less
+    noisy point it knows (the standard approximation
+    :math:`\hat\epsilon(x_{\tau_i}, \tau_i) \approx \hat\epsilon(x_{\tau_{i-1}}, \tau_i)`):
+
+    .. math:: x_{\tau_i} = \sqrt{\bar\alpha_{\tau_i}}\,\hat x_0(x_{\tau_{i-1}})
+              + \sqrt{1-\bar\alpha_{\tau_i}}\,\hat\epsilon(x_{\tau_{i-1}}, \tau_i),
+              \qquad \bar\alpha_{\tau_0} = 1
+
+    i.e. :func:`ddim_step` with the two noise levels swapped. The error of the round trip
+    ``sample_ddim(model, ddim_invert(model, x_0, ts), ts)`` shrinks with the step size.
+
+    Song et al. 2021 (DDIM), sec. 5.4 (reconstruction from the ODE). Chapter 3.
+
+    Parameters
+    ----------
+    timesteps : sequence of int
+        In *sampling* (decreasing) order, the same sequence as given to :func:`sample_ddim`;
+        they are visited from the last to the first.
+    callback : callable, optional
+        Called after each step with ``dict(i, t, x, eps_hat, x0_hat, x_next, alpha_bar_t,
+        alpha_bar_prev)``; ``x`` is the input of the step (less noisy), ``t`` the level reached.
+    """
+    ts, ab, abp = _prepare(x_0, timesteps, schedule)
+    t_model = schedule.original_t[ts]
+    x = x_0
+    n = len(ts)
+    for i in _progress(n, progress, "DDIM inversion"):
+        j = n - 1 - i  # visit the timesteps in increasing order
+        t = int(ts[j])
+        eps_hat = _call_model(model, x, int(t_model[j]), i, t)
+        x_next, x0_hat = _ddim_update(x, eps_hat, abp[j], ab[j], 0.0, None, None, None)
+        if callback is not None:
+            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_next=x_next,
+                          alpha_bar_t=float(ab[j]), alpha_bar_prev=float(abp[j])))
+        x = x_next
+    return x
+
+
+# --------------------------------------------------------------------------- interpolation
+def slerp(x0: torch.Tensor, x1: torch.Tensor, alpha) -> torch.Tensor:
+    r"""Spherical linear interpolation between two batches of vectors (one angle per sample).
+
+    .. math:: \theta = \arccos\frac{\langle x_0, x_1\rangle}{\lVert x_0\rVert\lVert x_1\rVert},\qquad
+              \mathrm{slerp}(x_0, x_1; \alpha) = \frac{\sin((1-\alpha)\theta)}{\sin\theta}x_0
+              + \frac{\sin(\alpha\theta)}{\sin\theta}x_1
+
+    Shoemake 1985; used on latents :math:`x_T` by Song et al. 2021 (DDIM), sec. 5.3, because
+    it keeps a Gaussian latent's norm where linear interpolation shrinks it. Chapter 3.
+
+    Parameters
+    ----------
+    x0, x1 : Tensor [B, ...]
+        Same shape; the angle is taken over all non-batch dimensions. A batch of 1 broadcasts
+        against a ``[B]`` ``alpha``.
+    alpha : float or Tensor (scalar or [B]), in [0, 1]
+    """
+    check_batch("x0", x0, min_ndim=1)
+    check_batch("x1", x1, min_ndim=1)
+    check_same_shape("x1", x1, "x0", x0)
+    check_range("alpha", alpha, 0.0, 1.0)
+    a = torch.as_tensor(alpha, dtype=x0.dtype, device=x0.device)
+    if a.ndim > 1:
+        raise ValueError(f"alpha must be a scalar or a 1-D tensor [B], got shape {tuple(a.shape)}")
+    flat0, flat1 = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
+    n0, n1 = flat0.norm(dim=1), flat1.norm(dim=1)
+    if bool((n0 == 0).any()) or bool((n1 == 0).any()):
+        raise ValueError("x0 and x1 must have non-zero norm in every sample (the angle is undefined)")
+    cos = ((flat0 * flat1).sum(1) / (n0 * n1)).clamp(-1.0, 1.0)  # rounding only: |cos| <= 1 in exact math
+    theta = torch.arccos(cos)
+    if bool((math.pi - theta < 1e-6).any()):
+        raise ValueError("x0 and x1 point in opposite directions in some sample; slerp is not unique there")
+    a = a.reshape(-1, *([1] * (x0.ndim - 1))) if a.ndim == 1 else a
+    th = theta.reshape(-1, *([1] * (x0.ndim - 1)))
+    small = th < 1e-7  # nearly parallel: the limit of slerp is lerp
+    sin_th = torch.where(small, torch.ones_like(th), torch.sin(th))
+    w0 = torch.where(small, 1 - a * torch.ones_like(th), torch.sin((1 - a) * th) / sin_th)
+    w1 = torch.where(small, a * torch.ones_like(th), torch.sin(a * th) / sin_th)
+    return w0 * x0 + w1 * x1
