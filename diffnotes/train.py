@@ -1,0 +1,1039 @@
+r"""Training a DDPM: Algorithm 1 of Ho et al. 2020, with EMA, checkpoints, exact resume and DDP.
+
+The pieces, each small and testable on its own:
+
+* :class:`TrainConfig` -- every hyper-parameter of a run (defaults: Ho et al. 2020, appendix B),
+  saved as JSON next to the weights;
+* :func:`warmup_lr`, :func:`ema_decay_at` and :class:`EMA` -- the learning-rate warm-up and the
+  exponential moving average of the weights (the weights that are sampled from);
+* :func:`train_step` -- one gradient step of Algorithm 1;
+* :func:`train` -- the loop: data, logging to ``metrics.jsonl``, atomic checkpoints, exact
+  resume, graceful stop (Ctrl-C or a time budget), multi-GPU with ``torchrun``;
+* :func:`load_checkpoint`, :func:`export_bf16` and :func:`pretrained` -- getting a trained
+  model back, shipping it, and loading the shipped one.
+
+A run directory ``out_dir`` holds::
+
+    model.safetensors   raw weights (float32)              } what load_checkpoint reads
+    ema.safetensors     EMA weights (float32)              }
+    config.json         train config, model constructor arguments, schedule, step
+    state.pt            everything needed to resume exactly: step, model, EMA, optimizer,
+                        RNG states (torch CPU/CUDA and the noise generator of every rank),
+                        data-loader position, elapsed time
+    metrics.jsonl       one JSON line per log interval: step, loss, lr, img_per_s, time
+
+Every file is written to a temporary file in the same folder and renamed over the old one
+(``os.replace``), so a killed run never leaves a half-written file and loses at most the
+steps since the last checkpoint. ``state.pt`` is self-contained (it repeats the weights), so
+resuming never depends on several files having been replaced together.
+
+Chapter 2 (training a DDPM on CIFAR-10) and the ``python -m diffnotes train`` command.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import json
+import math
+import os
+import re
+import signal
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+from torch import nn
+
+from ._checks import check_batch, check_range
+from ._util import randn_like
+from .data import ImageLoader, load_cifar10
+from .forward import q_sample
+from .losses import l_simple
+from .schedules import Schedule, cosine_schedule, linear_schedule
+from .unet import PRESETS, ToyMLP, UNet
+
+__all__ = [
+    "TrainConfig",
+    "make_schedule",
+    "warmup_lr",
+    "ema_decay_at",
+    "EMA",
+    "train_step",
+    "TrainResult",
+    "train",
+    "build_model",
+    "save_checkpoint",
+    "load_checkpoint",
+    "export_bf16",
+    "pretrained",
+    "PRETRAINED_DIR",
+]
+
+CHECKPOINT_FORMAT = "diffnotes-checkpoint/1"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+_SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}
+_MODEL_CLASSES = {"UNet": UNet, "ToyMLP": ToyMLP}
+_UNET_ARGS = set(inspect.signature(UNet.__init__).parameters) - {"self"}
+
+
+# ======================================================================================
+# configuration
+# ======================================================================================
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a training run (defaults: Ho et al. 2020, appendix B, CIFAR-10).
+
+    Validated on construction and by :meth:`from_dict`; a bad value raises ``ValueError``
+    naming every bad field.
+
+    Attributes
+    ----------
+    preset : str
+        U-Net preset from :data:`diffnotes.unet.PRESETS` (``"tiny"``, ``"small"``, ``"ddpm"``).
+    schedule : str
+        ``"linear"`` (Ho et al.) or ``"cosine"`` (Nichol & Dhariwal).
+    T : int
+        Number of diffusion steps (1000).
+    lr : float
+        Peak Adam learning rate (2e-4).
+    warmup_steps : int
+        Linear learning-rate warm-up length (5000); 0 disables it.
+    batch_size : int
+        Global batch size, split evenly across DDP ranks (128).
+    grad_clip : float or None
+        Clip the global gradient norm at this value (1.0); ``None`` disables clipping.
+    ema_decay : float
+        EMA decay (0.9999).
+    ema_warmup : bool
+        Use the warm-up decay ``min(ema_decay, (1+step)/(10+step))`` (see :func:`ema_decay_at`)
+        so that early checkpoints' EMA weights are already usable.
+    dropout : float or None
+        Override the preset's dropout (``None`` keeps it; the paper uses 0.1 on CIFAR-10).
+    hflip : bool
+        Random horizontal flips (the paper's only augmentation).
+    unet : dict
+        Further :func:`~diffnotes.unet.make_unet` overrides, e.g. ``{"ch": 96}``.
+    total_steps : int
+        Train until this many optimizer steps in total (the paper: 800k).
+    ckpt_every, log_every : int
+        Checkpoint / log interval in steps.
+    seed : int
+        Seeds the initial weights, the data order and all noise.
+    out_dir : str
+        Run directory.
+    data_root : str or None
+        Where CIFAR-10 is (see :func:`diffnotes.data.find_cifar10`) when no images are given.
+    compile : bool
+        ``torch.compile`` the model.
+    bf16 : bool
+        bfloat16 autocast for the forward pass (CUDA only; ignored on the CPU).
+    channels_last : bool
+        channels-last memory format (CUDA only).
+    """
+
+    preset: str = "small"
+    schedule: str = "linear"
+    T: int = 1000
+    lr: float = 2e-4
+    warmup_steps: int = 5000
+    batch_size: int = 128
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True
+    dropout: float | None = None
+    hflip: bool = True
+    unet: dict = field(default_factory=dict)
+    total_steps: int = 800_000
+    ckpt_every: int = 5000
+    log_every: int = 100
+    seed: int = 0
+    out_dir: str = "runs/cifar10"
+    data_root: str | None = None
+    compile: bool = False
+    bf16: bool = True
+    channels_last: bool = True
+
+    # fields that change the training trajectory: they must not change on resume
+    TRAJECTORY_FIELDS = (
+        "preset", "schedule", "T", "lr", "warmup_steps", "batch_size", "grad_clip", "ema_decay",
+        "ema_warmup", "dropout", "hflip", "unet", "seed",
+    )
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check and normalise every field; raise one ``ValueError`` naming all bad fields."""
+        errors = []
+
+        def integer(name, low, high=None):
+            v = getattr(self, name)
+            ok = (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+            if not ok or v < low or (high is not None and v > high):
+                errors.append(f"{name} must be an integer in [{low}, {high if high is not None else 'inf'}], got {v!r}")
+            else:
+                setattr(self, name, int(v))
+
+        def real(name, low, high, *, low_open=False, high_open=False, optional=False):
+            v = getattr(self, name)
+            if optional and v is None:
+                return
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok:
+                ok = (v > low if low_open else v >= low) and (
+                    high is None or (v < high if high_open else v <= high))
+            if not ok:
+                lb, hb = "(" if low_open else "[", ")" if high_open else "]"
+                hi = "inf" if high is None else high
+                extra = " or None" if optional else ""
+                errors.append(f"{name} must be a number in {lb}{low}, {hi}{hb}{extra}, got {v!r}")
+            else:
+                setattr(self, name, float(v))
+
+        def boolean(name):
+            v = getattr(self, name)
+            if not isinstance(v, bool):
+                errors.append(f"{name} must be True or False, got {v!r}")
+
+        def choice(name, allowed):
+            v = getattr(self, name)
+            if v not in allowed:
+                errors.append(f"{name} must be one of {sorted(allowed)}, got {v!r}")
+
+        choice("preset", PRESETS)
+        choice("schedule", _SCHEDULES)
+        integer("T", 1)
+        real("lr", 0.0, None, low_open=True)
+        integer("warmup_steps", 0)
+        integer("batch_size", 1)
+        real("grad_clip", 0.0, None, low_open=True, optional=True)
+        real("ema_decay", 0.0, 1.0)
+        boolean("ema_warmup")
+        real("dropout", 0.0, 1.0, high_open=True, optional=True)
+        boolean("hflip")
+        if not isinstance(self.unet, dict):
+            errors.append(f"unet must be a dict of make_unet overrides, got {self.unet!r}")
+        else:
+            bad = sorted(set(self.unet) - (_UNET_ARGS - {"dropout"}))
+            if bad:
+                errors.append(
+                    f"unet has unknown keys {bad}; allowed: {sorted(_UNET_ARGS - {'dropout'})} "
+                    f"(set dropout with the dropout field)"
+                )
+            else:
+                self.unet = {k: tuple(v) if isinstance(v, list) else v for k, v in self.unet.items()}
+        integer("total_steps", 0)
+        integer("ckpt_every", 1)
+        integer("log_every", 1)
+        integer("seed", 0, 2**63 - 1)
+        if isinstance(self.out_dir, os.PathLike):
+            self.out_dir = os.fspath(self.out_dir)
+        if not isinstance(self.out_dir, str) or not self.out_dir:
+            errors.append(f"out_dir must be a non-empty path, got {self.out_dir!r}")
+        if isinstance(self.data_root, os.PathLike):
+            self.data_root = os.fspath(self.data_root)
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            errors.append(f"data_root must be a path or None, got {self.data_root!r}")
+        for name in ("compile", "bf16", "channels_last"):
+            boolean(name)
+        if errors:
+            raise ValueError("invalid TrainConfig: " + "; ".join(errors))
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict (tuples become lists); inverse of :meth:`from_dict`."""
+        d = dataclasses.asdict(self)
+        d["unet"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.unet.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build and validate a config from a dict; unknown keys raise ``ValueError`` naming them."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a TrainConfig must be built from a dict, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known fields: {sorted(names)}")
+        return cls(**d)
+
+    def model_kwargs(self, image_shape: tuple | None = None) -> dict:
+        """Constructor arguments of the :class:`~diffnotes.unet.UNet`: the preset, then the
+        image's channels and size (``image_shape = (C, H, W)``), then ``unet``, then ``dropout``."""
+        kwargs = dict(PRESETS[self.preset])
+        if image_shape is not None:
+            kwargs["in_channels"] = int(image_shape[0])
+            kwargs["image_size"] = int(image_shape[1])
+        kwargs.update(self.unet)
+        if self.dropout is not None:
+            kwargs["dropout"] = self.dropout
+        return kwargs
+
+
+def make_schedule(name: str, T: int = 1000) -> Schedule:
+    """The schedule called ``name`` (``"linear"`` or ``"cosine"``) with ``T`` steps."""
+    if name not in _SCHEDULES:
+        raise ValueError(f"schedule must be one of {sorted(_SCHEDULES)}, got {name!r}")
+    return _SCHEDULES[name](T)
+
+
+# ======================================================================================
+# learning rate and EMA
+# ======================================================================================
+def warmup_lr(step: int, lr: float, warmup_steps: int) -> float:
+    r"""Learning rate of optimizer step ``step`` (0-based) under a linear warm-up.
+
+    .. math:: \eta_s = \eta\,\min\!\left(1,\ \frac{s+1}{S_\text{warmup}}\right)
+
+    (constant :math:`\eta` when ``warmup_steps`` is 0). Ho et al. 2020, appendix B (5000
+    warm-up steps); the ``+1`` makes the first step a real one. Chapter 2.
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if warmup_steps <= 0:
+        return float(lr)
+    return float(lr) * min(1.0, (step + 1) / warmup_steps)
+
+
+def ema_decay_at(step: int, decay: float, warmup: bool = True) -> float:
+    r"""Effective EMA decay for the update that follows optimizer step ``step`` (0-based).
+
+    .. math:: d_s = \min\!\left(d,\ \frac{1+s}{10+s}\right)
+
+    With a fixed :math:`d=0.9999` the average would still be 90 % the random initialisation
+    after 1000 steps; the warm-up ramps :math:`d_s` from 0.1 up to :math:`d` so that the EMA
+    of an early checkpoint already tracks the trained weights (the same rule as TensorFlow's
+    ``ExponentialMovingAverage(num_updates=...)``, used in Ho et al.'s code). Without warm-up
+    :math:`d_s = d`. Chapter 2.
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if not warmup:
+        return float(decay)
+    return min(float(decay), (1.0 + step) / (10.0 + step))
+
+
+class EMA:
+    r"""Exponential moving average of a model's weights, :math:`\bar\theta \leftarrow d_s\bar\theta + (1-d_s)\theta`.
+
+    Samples are drawn with the averaged weights (Ho et al. 2020, appendix B, decay 0.9999).
+    The average is kept as a dict ``shadow`` (name -> tensor, like a ``state_dict``); non-float
+    entries are copied. Chapter 2.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model whose weights are averaged; the average starts at its current weights.
+    decay : float
+        :math:`d` in [0, 1].
+    warmup : bool
+        Use :func:`ema_decay_at`'s warm-up.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.9999, warmup: bool = True):
+        check_range("decay", decay, 0.0, 1.0)
+        self.decay = float(decay)
+        self.warmup = bool(warmup)
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def decay_at(self, step: int) -> float:
+        """The decay used by the update after optimizer step ``step`` (see :func:`ema_decay_at`)."""
+        return ema_decay_at(step, self.decay, self.warmup)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> float:
+        """Move the average towards ``model``'s weights after optimizer step ``step``; returns the decay."""
+        d = self.decay_at(step)
+        current = model.state_dict()
+        if set(current) != set(self.shadow):
+            raise ValueError("model's state_dict keys differ from the EMA's (a different architecture?)")
+        avg, new = [], []
+        for k, s in self.shadow.items():
+            if s.dtype.is_floating_point:
+                avg.append(s)
+                new.append(current[k].detach())
+            else:
+                s.copy_(current[k])
+        if avg:
+            torch._foreach_lerp_(avg, new, 1.0 - d)
+        return d
+
+    def copy_to(self, model: nn.Module) -> nn.Module:
+        """Load the averaged weights into ``model`` (in place); returns it."""
+        model.load_state_dict(self.shadow)
+        return model
+
+    def state_dict(self) -> dict:
+        """The averaged weights, a ``{name: tensor}`` dict like ``model.state_dict()``."""
+        return dict(self.shadow)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace the averaged weights (keys must match)."""
+        if set(state) != set(self.shadow):
+            missing, extra = sorted(set(self.shadow) - set(state)), sorted(set(state) - set(self.shadow))
+            raise ValueError(f"EMA state keys do not match the model: missing {missing[:5]}, unexpected {extra[:5]}")
+        for k, v in state.items():
+            self.shadow[k].copy_(v)
+
+
+# ======================================================================================
+# one step of Algorithm 1
+# ======================================================================================
+def _params(optimizer: torch.optim.Optimizer) -> list:
+    return [p for g in optimizer.param_groups for p in g["params"]]
+
+
+def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimizer: torch.optim.Optimizer,
+               *, lr: float | None = None, grad_clip: float | None = None,
+               generator: torch.Generator | None = None, bf16: bool = False) -> torch.Tensor:
+    r"""One gradient step of DDPM training (Ho et al. 2020, Algorithm 1).
+
+    .. math::
+        t \sim \mathcal U\{1..T\},\quad \epsilon \sim N(0, I),\quad
+        \theta \leftarrow \theta - \eta\,\nabla_\theta
+        \big\lVert \epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t)\big\rVert^2
+
+    (:math:`t` is drawn as a 0-based index in ``0..T-1``; the squared error is averaged over
+    pixels and batch, :func:`diffnotes.losses.l_simple`). ``t`` then ``eps`` are drawn from
+    ``generator`` (on its device), :math:`x_t` comes from :func:`diffnotes.forward.q_sample`.
+    Chapter 2.
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``model(x_t, t) -> eps_hat`` (may be DDP-wrapped or compiled).
+    x_0 : torch.Tensor, shape [B, ...]
+        Clean training data.
+    schedule : Schedule
+        Supplies :math:`\bar\alpha_t` and ``T``.
+    optimizer : torch.optim.Optimizer
+        Over the model's parameters.
+    lr : float, optional
+        Learning rate for this step (set on every parameter group), e.g. from :func:`warmup_lr`.
+    grad_clip : float, optional
+        Clip the global gradient norm to this value before the step (1.0 in the paper).
+    generator : torch.Generator, optional
+        Source of ``t`` and ``eps``.
+    bf16 : bool
+        Run the forward pass under bfloat16 autocast (the loss is computed in float32).
+
+    Returns
+    -------
+    torch.Tensor
+        The (detached, 0-d) loss of this batch; not synchronised to the host.
+    """
+    check_batch("x_0", x_0)
+    if grad_clip is not None:
+        check_range("grad_clip", grad_clip, 0.0, None, low_open=True)
+    gen_device = generator.device if generator is not None else x_0.device
+    B = x_0.shape[0]
+    # Algorithm 1, line 3: t ~ Uniform({1, ..., T})  (0-based indices here)
+    t = torch.randint(0, schedule.T, (B,), generator=generator, device=gen_device)
+    # line 4: eps ~ N(0, I)
+    eps = randn_like(x_0, generator)
+    alpha_bar_t = schedule.alpha_bar.to(dtype=x_0.dtype).to(gen_device)[t]
+    x_t = q_sample(x_0, alpha_bar_t, eps=eps)
+    # line 5: gradient step on || eps - eps_theta(x_t, t) ||^2
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    with torch.autocast(device_type=x_0.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+        eps_hat = model(x_t, t.to(x_0.device))
+    loss = l_simple(eps_hat.to(eps.dtype), eps)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(_params(optimizer), grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+# ======================================================================================
+# files: atomic writes, checkpoints
+# ======================================================================================
+def _atomic_write(path, write: Callable) -> Path:
+    """Write a file by calling ``write(f)`` on a temporary file in the same folder, then rename.
+
+    Readers see either the old file or the complete new one, never a partial file; on any
+    error (or KeyboardInterrupt) the temporary file is removed and the old file is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh name in the same folder (so os.replace is atomic); "xb" honours the umask
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _cpu_tensors(state: dict, dtype: torch.dtype | None = None) -> dict:
+    out = {}
+    for k, v in state.items():
+        v = v.detach().to("cpu")
+        if dtype is not None and v.dtype.is_floating_point:
+            v = v.to(dtype)
+        out[k] = v.contiguous()
+    return out
+
+
+def _write_safetensors(path, tensors: dict, metadata: dict | None = None) -> Path:
+    data = _st_save(_cpu_tensors(tensors), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    return _atomic_write(path, lambda f: f.write(data))
+
+
+def _write_json(path, obj) -> Path:
+    data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    return _atomic_write(path, lambda f: f.write(data))
+
+
+def _write_torch(path, obj) -> Path:
+    return _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP and/or torch.compile wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _model_spec(model: nn.Module) -> dict:
+    model = _unwrap(model)
+    name = type(model).__name__
+    if name not in _MODEL_CLASSES or not hasattr(model, "config"):
+        raise ValueError(f"model must be a diffnotes UNet or ToyMLP, got {name}")
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()}
+    return {"class": name, "kwargs": kwargs}
+
+
+def build_model(spec: dict) -> nn.Module:
+    """Build the network described by ``spec = {"class": "UNet"|"ToyMLP", "kwargs": {...}}``
+    (the ``"model"`` entry of a checkpoint's ``config.json``)."""
+    if not isinstance(spec, dict) or spec.get("class") not in _MODEL_CLASSES:
+        raise ValueError(f"model spec must name a class in {sorted(_MODEL_CLASSES)}, got {spec!r}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("kwargs", {}).items()}
+    return _MODEL_CLASSES[spec["class"]](**kwargs)
+
+
+def _schedule_spec(schedule: Schedule) -> dict:
+    """``{"name", "T"}`` when :func:`make_schedule` rebuilds ``schedule`` exactly, else also its betas."""
+    spec = {"name": schedule.name, "T": schedule.T}
+    if schedule.name in _SCHEDULES and torch.equal(make_schedule(schedule.name, schedule.T).betas, schedule.betas):
+        return spec
+    return dict(spec, betas=schedule.betas.tolist())
+
+
+def _checkpoint_config(model, config: TrainConfig | None, schedule: Schedule, step: int) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "step": int(step),
+        "model": _model_spec(model),
+        "schedule": _schedule_spec(schedule),
+        "train": config.to_dict() if config is not None else None,
+    }
+
+
+def save_checkpoint(out_dir, *, model: nn.Module, ema: EMA | None, schedule: Schedule, step: int,
+                    config: TrainConfig | None = None, resume_state: dict | None = None) -> Path:
+    """Write ``model.safetensors``, ``ema.safetensors``, ``config.json`` (and ``state.pt`` if
+    ``resume_state`` is given) into ``out_dir``, each file atomically. Returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = _unwrap(model)
+    config_json = _checkpoint_config(raw, config, schedule, step)  # validates before writing anything
+    meta = {"step": step, "format": CHECKPOINT_FORMAT}
+    _write_safetensors(out_dir / "model.safetensors", raw.state_dict(), meta)
+    if ema is not None:
+        _write_safetensors(out_dir / "ema.safetensors", ema.state_dict(), meta)
+    _write_json(out_dir / "config.json", config_json)
+    if resume_state is not None:
+        _write_torch(out_dir / "state.pt", resume_state)
+    return out_dir
+
+
+def _attach(model: nn.Module, config: dict) -> nn.Module:
+    sched = config.get("schedule") or {"name": "linear", "T": 1000}
+    model.config = config
+    if "betas" in sched:
+        model.schedule = Schedule(torch.tensor(sched["betas"], dtype=torch.float64), name=sched["name"])
+    else:
+        model.schedule = make_schedule(sched["name"], sched["T"])
+    return model
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint config at {path}") from None
+    if not isinstance(config, dict) or "model" not in config:
+        raise ValueError(f"{path} is not a diffnotes checkpoint config (no 'model' entry)")
+    return config
+
+
+def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
+    """Load a trained model in eval mode, with ``.config`` (dict) and ``.schedule`` attached.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run directory (reads ``ema.safetensors`` or ``model.safetensors`` and ``config.json``)
+        or a ``.safetensors`` file (its config is the ``.json`` of the same name if present,
+        else ``config.json`` beside it). bfloat16 weights are converted to float32.
+    ema : bool
+        For a run directory: load the EMA weights (default) or the raw ones.
+    device : str or torch.device
+    """
+    path = Path(path)
+    if path.is_dir():
+        weights = path / ("ema.safetensors" if ema else "model.safetensors")
+        cfg_path = path / "config.json"
+    else:
+        weights = path
+        cfg_path = path.with_suffix(".json")
+        if not cfg_path.exists():
+            cfg_path = path.parent / "config.json"
+    if not weights.exists():
+        raise FileNotFoundError(f"no weights at {weights}")
+    config = _read_config(cfg_path)
+    model = build_model(config["model"])
+    state = _st_load(weights.read_bytes())
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state)
+    return _attach(model.to(device).eval(), config)
+
+
+def export_bf16(out_dir, dest_path, *, ema: bool = True) -> Path:
+    """Write a run's (EMA) weights in bfloat16 to ``dest_path`` (.safetensors) and its config
+    beside it (same name, ``.json``): the format of the shipped pretrained models. Returns
+    ``dest_path``."""
+    out_dir, dest_path = Path(out_dir), Path(dest_path)
+    if dest_path.suffix != ".safetensors":
+        raise ValueError(f"dest_path must end in .safetensors, got {dest_path}")
+    weights = out_dir / ("ema.safetensors" if ema else "model.safetensors")
+    if not weights.exists():
+        raise FileNotFoundError(f"no weights at {weights}")
+    config = _read_config(out_dir / "config.json")
+    config = dict(config, dtype="bfloat16", weights="ema" if ema else "raw")
+    state = _cpu_tensors(_st_load(weights.read_bytes()), torch.bfloat16)
+    data = _st_save(state, metadata={"step": str(config.get("step")), "format": CHECKPOINT_FORMAT})
+    _atomic_write(dest_path, lambda f: f.write(data))
+    _write_json(dest_path.with_suffix(".json"), config)
+    return dest_path
+
+
+def pretrained(name: str = "cifar10-small", *, root=None, device="cpu") -> nn.Module:
+    """A shipped trained model: ``<root>/<name>.safetensors`` (bf16) + ``<name>.json``.
+
+    Returns the network in eval mode and float32, called as ``model(x_t, t) -> eps_hat``, with
+    ``.schedule`` and ``.config`` attached. ``root`` defaults to ``diffnotes/pretrained``.
+    Raises ``FileNotFoundError`` listing the available names when ``name`` is not there.
+    """
+    root = Path(root) if root is not None else PRETRAINED_DIR
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"name must be a plain model name such as 'cifar10-small', got {name!r}")
+    weights, cfg = root / f"{name}.safetensors", root / f"{name}.json"
+    if not (weights.exists() and cfg.exists()):
+        available = sorted(p.stem for p in root.glob("*.safetensors") if p.with_suffix(".json").exists()) \
+            if root.is_dir() else []
+        raise FileNotFoundError(
+            f"no pretrained model {name!r} in {root} (looked for {weights.name} and {cfg.name}); "
+            f"available: {', '.join(available) if available else 'none'}"
+        )
+    return load_checkpoint(weights, device=device)
+
+
+# ======================================================================================
+# the training loop
+# ======================================================================================
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the raw model, its EMA, and why the loop stopped."""
+
+    model: nn.Module
+    ema: EMA
+    schedule: Schedule
+    config: TrainConfig
+    step: int
+    stop_reason: str  # "done", "max_seconds" or "interrupted"
+    loss: float | None
+    out_dir: Path
+
+    def ema_model(self) -> nn.Module:
+        """A copy of the model holding the EMA weights, in eval mode, with ``.config``/``.schedule``."""
+        import copy
+
+        m = copy.deepcopy(self.model)
+        self.ema.copy_to(m)
+        return _attach(m.eval(), _checkpoint_config(m, self.config, self.schedule, self.step))
+
+
+def _derive_seed(seed: int, rank: int, stream: int) -> int:
+    """Independent-looking seeds per (rank, stream) from one run seed."""
+    return (seed * 0x9E3779B97F4A7C15 + rank * 0xBF58476D1CE4E5B9 + stream * 0x94D049BB133111EB) % 2**63
+
+
+class _Dist:
+    """Rank/world bookkeeping; starts the process group when launched by torchrun (WORLD_SIZE > 1)."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.created = False
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
+            self.created = True
+        self.active = self.world > 1
+        self.rank = dist.get_rank() if self.active else 0
+        if self.active and dist.get_world_size() != self.world:
+            raise RuntimeError(f"WORLD_SIZE={self.world} but the process group has {dist.get_world_size()} ranks")
+        self.device = device
+
+    def any(self, *flags: bool) -> tuple:
+        """For each flag: True on every rank if it is True on any rank."""
+        if not self.active:
+            return tuple(bool(f) for f in flags)
+        t = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return tuple(bool(v > 0) for v in t.tolist())
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return value
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        return value / self.world
+
+    def gather(self, obj) -> list:
+        if not self.active:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def close(self):
+        if self.created and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _pick_device(device) -> torch.device:
+    """The given device, else CUDA if available, else the CPU; a bare "cuda" becomes cuda:LOCAL_RANK."""
+    device = torch.device(device) if device is not None else (
+        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+class _StopFlag:
+    """Turns the first Ctrl-C (SIGINT) into a request to stop after the current step.
+
+    A second Ctrl-C raises ``KeyboardInterrupt`` at once (no checkpoint: the state could be
+    half-updated). Only installable from the main thread; elsewhere it does nothing.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "noise": generator.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["noise"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _as_images(images, config: TrainConfig):
+    """A uint8 [N, C, H, W] tensor, or a loader with next_batch/state_dict/load_state_dict."""
+    if images is None:
+        images, _ = load_cifar10(config.data_root, split="train")
+    if all(hasattr(images, a) for a in ("next_batch", "state_dict", "load_state_dict")):
+        return images
+    images = torch.as_tensor(images)
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(
+            f"images must be a uint8 tensor of shape [N, C, H, W] (bytes 0..255), got "
+            f"{images.dtype} of shape {tuple(images.shape)}"
+        )
+    return images
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint a run resumes from."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+    data = ("\n".join(keep) + "\n" if keep else "").encode()
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def train(config: TrainConfig | dict, images=None, *, resume: bool = False, progress: bool = True,
+          max_seconds: float | None = None, device=None) -> TrainResult:
+    """Train a DDPM U-Net with Algorithm 1 of Ho et al. 2020; see the module docstring for files.
+
+    Parameters
+    ----------
+    config : TrainConfig or dict
+    images : uint8 tensor/array [N, C, H, W], or a loader, optional
+        The training images (bytes; converted to [-1, 1] batch by batch by
+        :class:`diffnotes.data.ImageLoader`), or a ready loader with ``next_batch()``,
+        ``state_dict()`` and ``load_state_dict()`` yielding global batches. Default: the
+        CIFAR-10 training set (:func:`diffnotes.data.load_cifar10` with ``config.data_root``).
+    resume : bool
+        Continue the run in ``config.out_dir`` exactly where its last checkpoint stopped (same
+        weights, optimizer, EMA, data order and random numbers: N steps in one go give bitwise
+        the same weights on the CPU as k steps, a stop, and N-k more). Starts a new run if
+        there is no checkpoint yet. Without ``resume`` an existing run is never overwritten.
+    progress : bool
+        Show a tqdm bar with the loss and images per second.
+    max_seconds : float, optional
+        Stop (and checkpoint) after this much wall time.
+    device : str or torch.device, optional
+        Default: ``cuda:LOCAL_RANK`` if available, else the CPU.
+
+    Returns
+    -------
+    TrainResult
+        ``.model`` (raw weights), ``.ema``, ``.step``, ``.stop_reason`` ("done",
+        "max_seconds" or "interrupted"), ``.loss`` (last logged), ``.ema_model()``.
+
+    Notes
+    -----
+    Checkpoints are written every ``ckpt_every`` steps and when the loop ends: at
+    ``total_steps``, at ``max_seconds``, or after the first Ctrl-C (which stops cleanly after
+    the current step; a second Ctrl-C aborts without saving). An exception aborts without
+    saving, so the last checkpoint is never replaced by a broken state.
+
+    Under ``torchrun --nproc_per_node=K`` (``WORLD_SIZE`` > 1) the process group is started
+    (NCCL on CUDA, gloo on the CPU), the model is wrapped in ``DistributedDataParallel``, every
+    rank trains on its own ``batch_size/K`` slice of each global batch with its own noise, and
+    only rank 0 writes files.
+    """
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    cfg = TrainConfig.from_dict(cfg.to_dict())  # re-validate a config mutated after construction
+    if max_seconds is not None:
+        check_range("max_seconds", max_seconds, 0.0, None)
+    device = _pick_device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    ctx = _Dist(device)
+    try:
+        # training seeds torch's global generator (dropout); the caller's state is restored after
+        with torch.random.fork_rng(devices=[device.index] if device.type == "cuda" else []):
+            return _train(cfg, images, ctx, resume=resume, progress=progress, max_seconds=max_seconds)
+    finally:
+        ctx.close()
+
+
+def _train(cfg: TrainConfig, images, ctx: _Dist, *, resume: bool, progress: bool,
+           max_seconds: float | None) -> TrainResult:
+    device, rank, world = ctx.device, ctx.rank, ctx.world
+    out_dir = Path(cfg.out_dir)
+    state_path = out_dir / "state.pt"
+    metrics_path = out_dir / "metrics.jsonl"
+    cuda = device.type == "cuda"
+    bf16 = cfg.bf16 and cuda
+    channels_last = cfg.channels_last and cuda
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of ranks ({world})")
+    if state_path.exists() and not resume:
+        raise FileExistsError(
+            f"{out_dir} already holds a run (state.pt); pass resume=True to continue it, or choose another out_dir"
+        )
+
+    # --- data ----------------------------------------------------------------------
+    data = _as_images(images, cfg)
+    if isinstance(data, torch.Tensor):
+        image_shape = tuple(data.shape[1:])
+        num_images = data.shape[0]
+        loader = ImageLoader(data, cfg.batch_size, seed=cfg.seed, flip=cfg.hflip, device=device)
+    else:
+        loader, num_images = data, None
+        image_shape = None
+    schedule = make_schedule(cfg.schedule, cfg.T)
+
+    # --- model, EMA, optimizer (identical initial weights on every rank) -------------
+    torch.manual_seed(cfg.seed)
+    if image_shape is None:  # a loader: look at one batch, then rewind
+        probe = loader.state_dict()
+        first = loader.next_batch()
+        loader.load_state_dict(probe)
+        if first.ndim != 4 or first.shape[0] != cfg.batch_size:
+            raise ValueError(f"the loader must yield batches of shape [batch_size={cfg.batch_size}, C, H, W], "
+                             f"got {tuple(first.shape)}")
+        image_shape = tuple(first.shape[1:])
+    model = UNet(**cfg.model_kwargs(image_shape)).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # dropout uses torch's global generator, t and eps a dedicated one; both differ per rank
+    torch.manual_seed(_derive_seed(cfg.seed, rank, 1))
+    generator = torch.Generator(device=device).manual_seed(_derive_seed(cfg.seed, rank, 2))
+    step, elapsed = 0, 0.0
+
+    # --- resume ----------------------------------------------------------------------
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        saved = TrainConfig.from_dict(state["config"])
+        changed = [f for f in TrainConfig.TRAJECTORY_FIELDS if getattr(saved, f) != getattr(cfg, f)]
+        if changed:
+            raise ValueError(
+                "cannot resume exactly: these config fields differ from the saved run: "
+                + ", ".join(f"{f} (saved {getattr(saved, f)!r}, now {getattr(cfg, f)!r})" for f in changed)
+            )
+        if num_images is not None and state.get("num_images") not in (None, num_images):
+            raise ValueError(f"cannot resume: the run was trained on {state['num_images']} images, got {num_images}")
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        loader.load_state_dict(state["data"])
+        step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+        rngs = state["rng"]
+        if len(rngs) == world:
+            _set_rng_state(rngs[rank], generator, device)
+        else:
+            warnings.warn(f"resuming a {len(rngs)}-rank run on {world} ranks: the random numbers are "
+                          f"re-seeded, so the run continues correctly but not bitwise as before")
+            torch.manual_seed(_derive_seed(cfg.seed + step, rank, 1))
+            generator.manual_seed(_derive_seed(cfg.seed + step, rank, 2))
+        if rank == 0:
+            _trim_metrics(metrics_path, step)
+
+    net: nn.Module = model
+    if ctx.active:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    model.train()
+
+    local = cfg.batch_size // world
+    t_start = time.perf_counter()
+
+    def total_time() -> float:
+        return elapsed + (time.perf_counter() - t_start)
+
+    def save():
+        rngs = ctx.gather(_rng_state(generator, device))
+        if rank != 0:
+            return
+        resume_state = {
+            "step": step, "elapsed": total_time(), "config": cfg.to_dict(), "num_images": num_images,
+            "model": _cpu_tensors(model.state_dict()), "ema": _cpu_tensors(ema.state_dict()),
+            "optimizer": optimizer.state_dict(), "rng": rngs, "data": loader.state_dict(),
+            "world_size": world,
+        }
+        save_checkpoint(out_dir, model=model, ema=ema, schedule=schedule, step=step, config=cfg,
+                        resume_state=resume_state)
+
+    # --- loop ------------------------------------------------------------------------
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.total_steps, initial=step, disable=not (progress and rank == 0),
+               desc="train", dynamic_ncols=True)
+    t_log, step_log = t_start, step
+    loss_sum = torch.zeros((), device=device)
+    last_loss, reason = None, "done"
+    last_saved = step if (resume and state_path.exists()) else None
+
+    def log():
+        nonlocal t_log, step_log, loss_sum, last_loss
+        n = step - step_log
+        if n == 0:
+            return
+        mean_loss = float(ctx.mean(loss_sum / n))  # synchronises with the device
+        now = time.perf_counter()
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(f"training loss is {mean_loss} at step {step}; stopping without a checkpoint")
+        rate = n * cfg.batch_size / max(now - t_log, 1e-9)
+        last_loss = mean_loss
+        if rank == 0:
+            row = {"step": step, "loss": mean_loss, "lr": warmup_lr(step - 1, cfg.lr, cfg.warmup_steps),
+                   "img_per_s": rate, "time": total_time()}
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{rate:.0f}")
+        t_log, step_log = now, step
+        loss_sum = torch.zeros((), device=device)
+
+    try:
+        with _StopFlag() as stop:
+            while step < cfg.total_steps:
+                over_time = max_seconds is not None and time.perf_counter() - t_start >= max_seconds
+                interrupted, over_time = ctx.any(stop.requested, over_time)
+                if interrupted or over_time:
+                    reason = "interrupted" if interrupted else "max_seconds"
+                    break
+                x_0 = loader.next_batch()
+                if ctx.active:
+                    x_0 = x_0[rank * local:(rank + 1) * local]
+                x_0 = x_0.to(device, non_blocking=True)
+                if channels_last:
+                    x_0 = x_0.contiguous(memory_format=torch.channels_last)
+                loss = train_step(net, x_0, schedule, optimizer,
+                                  lr=warmup_lr(step, cfg.lr, cfg.warmup_steps), grad_clip=cfg.grad_clip,
+                                  generator=generator, bf16=bf16)
+                ema.update(model, step)
+                step += 1
+                loss_sum += loss
+                bar.update(1)
+                if step % cfg.log_every == 0:
+                    log()
+                if step % cfg.ckpt_every == 0:
+                    save()
+                    last_saved = step
+            log()
+            if last_saved != step:
+                save()
+    finally:
+        bar.close()
+    model.eval()
+    return TrainResult(model=model, ema=ema, schedule=schedule, config=cfg, step=step,
+                       stop_reason=reason, loss=last_loss, out_dir=out_dir)

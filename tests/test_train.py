@@ -1,0 +1,527 @@
+"""Tests for diffnotes.train: config, LR warm-up, EMA, Algorithm 1, checkpoints, exact resume, DDP."""
+import copy
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import diffnotes.train as tr
+from diffnotes.data import ImageLoader
+from diffnotes.forward import q_sample
+from diffnotes.schedules import linear_schedule
+from diffnotes.train import (
+    EMA,
+    TrainConfig,
+    ema_decay_at,
+    export_bf16,
+    load_checkpoint,
+    make_schedule,
+    pretrained,
+    train,
+    train_step,
+    warmup_lr,
+)
+from diffnotes.unet import make_unet
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # tiny networks on a shared 2-core machine: one thread avoids OpenMP contention
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (12, 3, 8, 8), dtype=torch.uint8, generator=g)
+
+
+def _cfg(out_dir, **kw):
+    """A run that takes well under a second: 12 images of 8x8, batch 4 (3 steps per epoch),
+    a 16-channel tiny U-Net with dropout (so the global RNG matters for resume)."""
+    base = dict(preset="tiny", unet={"ch": 16, "num_groups": 8}, total_steps=7, batch_size=4,
+                warmup_steps=3, ckpt_every=2, log_every=2, lr=1e-3, out_dir=str(out_dir))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _state(result):
+    return {k: v.clone() for k, v in result.model.state_dict().items()}
+
+
+def _assert_bitwise_equal(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# --------------------------------------------------------------------------- config
+def test_config_defaults_are_the_papers():
+    c = TrainConfig()
+    # Ho et al. 2020, appendix B / sec. 4
+    assert (c.T, c.lr, c.batch_size, c.warmup_steps, c.grad_clip, c.ema_decay, c.schedule) == (
+        1000, 2e-4, 128, 5000, 1.0, 0.9999, "linear")
+    assert (c.preset, c.ema_warmup, c.hflip) == ("small", True, True)
+
+
+def test_config_round_trip_through_json():
+    c = TrainConfig(preset="tiny", unet={"ch_mult": (1, 2), "ch": 16}, dropout=0.0, grad_clip=None)
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["unet"]["ch_mult"] == [1, 2]
+    assert TrainConfig.from_dict(d) == c
+    # integral floats become ints, ints become floats where a float is expected
+    c2 = TrainConfig(total_steps=10.0, lr=1)
+    assert isinstance(c2.total_steps, int) and isinstance(c2.lr, float)
+
+
+def test_config_errors_name_every_bad_field():
+    with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['learning_rate'\]"):
+        TrainConfig.from_dict({"learning_rate": 1e-4})
+    with pytest.raises(ValueError) as err:
+        TrainConfig(lr=-1.0, batch_size=0, schedule="quadratic", preset="huge", ema_decay=1.5)
+    msg = str(err.value)
+    for name in ("lr", "batch_size", "schedule", "preset", "ema_decay"):
+        assert f"{name} must" in msg
+    with pytest.raises(ValueError, match="total_steps must be an integer"):
+        TrainConfig(total_steps=2.5)
+    with pytest.raises(ValueError, match="ema_warmup must be True or False"):
+        TrainConfig(ema_warmup=1)
+    with pytest.raises(ValueError, match="unet has unknown keys"):
+        TrainConfig(unet={"dropout": 0.2})
+    with pytest.raises(ValueError, match="grad_clip"):
+        TrainConfig(grad_clip=0.0)
+
+
+def test_model_kwargs_order_of_precedence():
+    c = TrainConfig(preset="tiny", unet={"ch": 16}, dropout=0.0)
+    kw = c.model_kwargs((1, 16, 16))
+    assert kw["ch"] == 16 and kw["dropout"] == 0.0 and kw["in_channels"] == 1 and kw["image_size"] == 16
+
+
+# --------------------------------------------------------------------------- LR and EMA
+def test_warmup_lr():
+    assert warmup_lr(0, 2e-4, 5000) == pytest.approx(2e-4 / 5000)
+    assert warmup_lr(2499, 2e-4, 5000) == pytest.approx(1e-4)
+    assert warmup_lr(4999, 2e-4, 5000) == 2e-4
+    assert warmup_lr(10**6, 2e-4, 5000) == 2e-4
+    assert warmup_lr(0, 2e-4, 0) == 2e-4
+    with pytest.raises(ValueError, match="step must be >= 0"):
+        warmup_lr(-1, 2e-4, 10)
+
+
+def test_ema_warmup_formula():
+    # d_s = min(d, (1+s)/(10+s)): 0.1 at the first update, 0.5 at s=8, capped at d
+    assert ema_decay_at(0, 0.9999) == pytest.approx(0.1)
+    assert ema_decay_at(8, 0.9999) == pytest.approx(0.5)
+    assert ema_decay_at(90, 0.9999) == pytest.approx(0.91)
+    # the cap takes over where (1+s)/(10+s) = d, i.e. s = (10d-1)/(1-d) = 89990
+    assert ema_decay_at(89989, 0.9999) < 0.9999
+    assert ema_decay_at(89990, 0.9999) == pytest.approx(0.9999, abs=1e-12)
+    assert ema_decay_at(10**7, 0.9999) == 0.9999
+    assert ema_decay_at(0, 0.9999, warmup=False) == 0.9999
+    ds = [ema_decay_at(s, 0.999) for s in range(0, 20000, 7)]
+    assert all(a <= b for a, b in zip(ds, ds[1:]))
+
+
+def test_ema_update_is_the_convex_combination():
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).double()
+    ema = EMA(m, decay=0.99)
+    old = {k: v.clone() for k, v in m.state_dict().items()}
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(1.0)
+    m.train()(torch.randn(8, 3, dtype=torch.float64))  # changes the BatchNorm buffers
+    new = m.state_dict()
+    d = ema.update(m, step=4)
+    assert d == pytest.approx(5 / 14)
+    for k, s in ema.shadow.items():
+        if s.dtype.is_floating_point:
+            torch.testing.assert_close(s, d * old[k] + (1 - d) * new[k], rtol=1e-14, atol=1e-14)
+        else:  # num_batches_tracked: copied
+            assert torch.equal(s, new[k])
+    # copy_to / state_dict / load_state_dict
+    target = copy.deepcopy(m)
+    ema.copy_to(target)
+    _assert_bitwise_equal(target.state_dict(), ema.state_dict())
+    ema2 = EMA(m, decay=0.99)
+    ema2.load_state_dict(ema.state_dict())
+    _assert_bitwise_equal(ema2.shadow, ema.shadow)
+    with pytest.raises(ValueError, match="keys do not match"):
+        ema2.load_state_dict({"x": torch.zeros(1)})
+    with pytest.raises(ValueError, match="decay"):
+        EMA(m, decay=1.5)
+
+
+# --------------------------------------------------------------------------- Algorithm 1
+def test_train_step_is_algorithm_1():
+    """Replays the random draws (t first, then eps) and does the same update by hand."""
+    torch.manual_seed(0)
+    model = make_unet("tiny", image_size=8, ch=16, dropout=0.0).double()
+    with torch.no_grad():  # leave the zero initialisation so that the gradient reaches every layer
+        model.conv_out.weight.normal_(0, 0.1)
+    twin = copy.deepcopy(model)
+    sched = linear_schedule(100)
+    x_0 = torch.rand(4, 3, 8, 8, dtype=torch.float64) * 2 - 1
+    opt, opt_twin = (torch.optim.Adam(m.parameters(), lr=1.0) for m in (model, twin))
+
+    loss = train_step(model, x_0, sched, opt, lr=1e-3, grad_clip=0.5,
+                      generator=torch.Generator().manual_seed(7))
+
+    g = torch.Generator().manual_seed(7)
+    t = torch.randint(0, 100, (4,), generator=g)
+    eps = torch.randn(x_0.shape, generator=g, dtype=torch.float64)
+    ab = sched.alpha_bar[t].reshape(-1, 1, 1, 1)
+    x_t = ab.sqrt() * x_0 + (1 - ab).sqrt() * eps  # eq. 4 written out
+    ref = ((eps - twin(x_t, t)) ** 2).mean()
+    ref.backward()
+    torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.5)
+    for group in opt_twin.param_groups:
+        group["lr"] = 1e-3
+    opt_twin.step()
+
+    assert loss.ndim == 0 and not loss.requires_grad
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-12, atol=1e-12)
+    for (k, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=k)
+    assert opt.param_groups[0]["lr"] == 1e-3
+
+
+def test_training_reduces_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = make_unet("tiny", image_size=8, ch=16, dropout=0.0)
+    sched = make_schedule("linear")
+    x_0 = torch.rand(8, 3, 8, 8) * 2 - 1
+
+    def held_out_loss():  # the same 128 (t, eps) draws every time
+        g = torch.Generator().manual_seed(123)
+        xs = x_0.repeat(16, 1, 1, 1)
+        t = torch.randint(0, 1000, (xs.shape[0],), generator=g)
+        eps = torch.randn(xs.shape, generator=g)
+        with torch.no_grad():
+            return float(((model(q_sample(xs, sched.alpha_bar[t], eps=eps), t) - eps) ** 2).mean())
+
+    before = held_out_loss()
+    assert before == pytest.approx(1.0, abs=0.05)  # eps_hat = 0 at init: the loss is E[eps^2] = 1
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        train_step(model, x_0, sched, opt, grad_clip=1.0, generator=g)
+    assert held_out_loss() < 0.6 * before  # about 0.41 with these seeds
+
+
+def test_train_step_errors():
+    model = make_unet("tiny", image_size=8, ch=16)
+    opt = torch.optim.Adam(model.parameters())
+    with pytest.raises(ValueError, match="x_0 must be a floating-point tensor"):
+        train_step(model, torch.zeros(2, 3, 8, 8, dtype=torch.uint8), make_schedule("linear"), opt)
+    with pytest.raises(ValueError, match="grad_clip"):
+        train_step(model, torch.zeros(2, 3, 8, 8), make_schedule("linear"), opt, grad_clip=-1.0)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        make_schedule("sigmoid")
+
+
+# --------------------------------------------------------------------------- the loop, files
+def test_train_writes_checkpoints_and_metrics(tmp_path, images):
+    cfg = _cfg(tmp_path / "run")
+    r = train(cfg, images, progress=False)
+    assert (r.step, r.stop_reason) == (7, "done")
+    out = tmp_path / "run"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "ema.safetensors", "metrics.jsonl", "model.safetensors", "state.pt"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [2, 4, 6, 7]
+    assert all(set(row) == {"step", "loss", "lr", "img_per_s", "time"} for row in rows)
+    assert rows[0]["lr"] == pytest.approx(warmup_lr(1, 1e-3, 3))
+    assert all(math.isfinite(row["loss"]) and row["img_per_s"] > 0 for row in rows)
+    config = json.loads((out / "config.json").read_text())
+    assert config["step"] == 7 and config["train"] == cfg.to_dict()
+    assert config["schedule"] == {"name": "linear", "T": 1000}
+    assert config["model"]["kwargs"]["image_size"] == 8 and config["model"]["kwargs"]["ch"] == 16
+    # the raw weights on disk are the returned model's
+    _assert_bitwise_equal(load_file(out / "model.safetensors"), r.model.state_dict())
+    _assert_bitwise_equal(load_file(out / "ema.safetensors"), r.ema.state_dict())
+    # a finished run is not overwritten by accident
+    with pytest.raises(FileExistsError, match="resume=True"):
+        train(cfg, images, progress=False)
+    # ... and resuming a finished run does nothing
+    again = train(cfg, images, progress=False, resume=True)
+    assert again.step == 7
+    _assert_bitwise_equal(_state(again), _state(r))
+
+
+def test_checkpoint_round_trip(tmp_path, images):
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    r = train(_cfg(tmp_path, total_steps=2), images, progress=True)
+    assert torch.equal(torch.rand(3), expected)  # the caller's global RNG is left as it was
+    x = torch.randn(3, 3, 8, 8)
+    t = torch.tensor([0, 500, 999])
+    raw, ema = load_checkpoint(tmp_path, ema=False), load_checkpoint(tmp_path)
+    assert not raw.training and not ema.training
+    with torch.no_grad():
+        assert torch.equal(raw(x, t), r.model.eval()(x, t))
+        assert torch.equal(ema(x, t), r.ema_model()(x, t))
+        assert not torch.equal(raw(x, t), ema(x, t))
+    torch.testing.assert_close(ema.schedule.alpha_bar, linear_schedule(1000).alpha_bar, rtol=0, atol=0)
+    assert ema.config["step"] == 2 and ema.config["train"]["preset"] == "tiny"
+    # a weights file can be given directly (its config is config.json beside it)
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(tmp_path / "model.safetensors")(x, t), raw(x, t))
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        load_checkpoint(tmp_path / "nothing.safetensors")
+
+
+def test_export_bf16_and_pretrained(tmp_path, images):
+    run = tmp_path / "run"
+    r = train(_cfg(run, total_steps=2), images, progress=False)
+    root = tmp_path / "pretrained"
+    export_bf16(run, root / "toy-cifar.safetensors")
+    stored = load_file(root / "toy-cifar.safetensors")
+    assert all(v.dtype == torch.bfloat16 for v in stored.values())
+    meta = json.loads((root / "toy-cifar.json").read_text())
+    assert meta["dtype"] == "bfloat16" and meta["weights"] == "ema" and meta["step"] == 2
+    m = pretrained("toy-cifar", root=root)
+    assert not m.training and m.schedule.T == 1000 and m.config["model"]["class"] == "UNet"
+    for k, v in m.state_dict().items():  # float32 copies of the bf16-rounded EMA weights
+        assert v.dtype == torch.float32
+        assert torch.equal(v, r.ema.shadow[k].to(torch.bfloat16).float()), k
+    with torch.no_grad():
+        x, t = torch.randn(2, 3, 8, 8), torch.tensor([3, 300])
+        torch.testing.assert_close(m(x, t), r.ema_model()(x, t), atol=0.05, rtol=0.05)
+    with pytest.raises(FileNotFoundError, match="available: toy-cifar"):
+        pretrained("cifar10-small", root=root)
+    with pytest.raises(FileNotFoundError, match="available: none"):
+        pretrained("cifar10-small", root=tmp_path / "empty")
+    with pytest.raises(ValueError, match="plain model name"):
+        pretrained("../run/ema", root=root)
+    with pytest.raises(ValueError, match=r"\.safetensors"):
+        export_bf16(run, root / "x.bin")
+
+
+def test_atomic_write_never_leaves_a_partial_file(tmp_path):
+    path = tmp_path / "w.bin"
+    tr._atomic_write(path, lambda f: f.write(b"old contents"))
+
+    def crash(f):
+        f.write(b"half of the new")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        tr._atomic_write(path, crash)
+    assert path.read_bytes() == b"old contents"
+    with pytest.raises(RuntimeError):
+        tr._atomic_write(tmp_path / "new.bin", crash)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.bin"]
+    # the file gets the permissions of an ordinary new file (not a private temp file's 0600)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_checkpoint_crash_keeps_the_last_good_state(tmp_path, images, monkeypatch):
+    cfg = _cfg(tmp_path, total_steps=2)
+    train(cfg, images, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **k):  # writes part of state.pt, then the process "dies"
+        real_save(obj, f, *a, **k)
+        f.truncate(100)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr.torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tmp_path, total_steps=4), images, progress=False, resume=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temporary files left
+    assert (tmp_path / "state.pt").read_bytes() == before["state.pt"]
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert state["step"] == 2
+
+
+# --------------------------------------------------------------------------- exact resume
+def test_resume_is_bitwise_exact(tmp_path, images, monkeypatch):
+    """7 steps in one go == the same 7 steps with a stop, a crash, or Ctrl-C in the middle.
+
+    3 steps per epoch, so the runs cross epoch boundaries; dropout is on, so the global RNG
+    state must be restored as well as the noise generator, the optimizer and the EMA."""
+    straight = train(_cfg(tmp_path / "a"), images, progress=False)
+    ref_model, ref_ema = _state(straight), dict(straight.ema.shadow)
+
+    # (1) stop at 4 (total_steps), resume to 7
+    first = train(_cfg(tmp_path / "b", total_steps=4), images, progress=False)
+    assert first.step == 4
+    b = train(_cfg(tmp_path / "b"), images, progress=False, resume=True)
+    _assert_bitwise_equal(_state(b), ref_model)
+    _assert_bitwise_equal(b.ema.shadow, ref_ema)
+    rows = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [2, 4, 6, 7]
+
+    # (2) a crash in step 6 (0-based 5): the checkpoint of step 4 survives, 2 steps are lost
+    calls = {"n": 0}
+    real_step = tr.train_step
+
+    def crashing_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise RuntimeError("power cut")
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(tr, "train_step", crashing_step)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(_cfg(tmp_path / "c"), images, progress=False)
+    monkeypatch.setattr(tr, "train_step", real_step)
+    assert torch.load(tmp_path / "c" / "state.pt", weights_only=True)["step"] == 4
+    c = train(_cfg(tmp_path / "c"), images, progress=False, resume=True)
+    _assert_bitwise_equal(_state(c), ref_model)
+    _assert_bitwise_equal(c.ema.shadow, ref_ema)
+
+    # (3) Ctrl-C during step 3: the loop finishes that step, saves and returns
+    calls["n"] = 0
+
+    def interrupted_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(tr, "train_step", interrupted_step)
+    stopped = train(_cfg(tmp_path / "d"), images, progress=False)
+    monkeypatch.setattr(tr, "train_step", real_step)
+    assert (stopped.step, stopped.stop_reason) == (3, "interrupted")
+    d = train(_cfg(tmp_path / "d"), images, progress=False, resume=True)
+    _assert_bitwise_equal(_state(d), ref_model)
+    _assert_bitwise_equal(d.ema.shadow, ref_ema)
+
+    # the optimizer states agree as well
+    sa = torch.load(tmp_path / "a" / "state.pt", weights_only=True)["optimizer"]["state"]
+    sd = torch.load(tmp_path / "d" / "state.pt", weights_only=True)["optimizer"]["state"]
+    for i in sa:
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(sa[i][key], sd[i][key])
+
+
+def test_max_seconds_and_resume_checks(tmp_path, images):
+    r = train(_cfg(tmp_path), images, progress=False, max_seconds=0)
+    assert (r.step, r.stop_reason) == (0, "max_seconds")
+    assert (tmp_path / "state.pt").exists()  # even a run stopped at once can be resumed
+    with pytest.raises(ValueError, match=r"lr \(saved 0.001, now 0.002\)"):
+        train(_cfg(tmp_path, lr=2e-3), images, progress=False, resume=True)
+    with pytest.raises(ValueError, match="trained on 12 images, got 8"):
+        train(_cfg(tmp_path), images[:8], progress=False, resume=True)
+    with pytest.raises(ValueError, match="images must be a uint8 tensor"):
+        train(_cfg(tmp_path / "x"), images.float(), progress=False)
+    with pytest.raises(ValueError, match="max_seconds"):
+        train(_cfg(tmp_path / "x"), images, progress=False, max_seconds=-1)
+
+
+def test_train_accepts_a_loader_and_a_dict(tmp_path, images):
+    cfg = _cfg(tmp_path, total_steps=2, hflip=False)
+    loader = ImageLoader(images, 4, seed=cfg.seed, flip=False)
+    a = train(cfg.to_dict(), loader, progress=False)
+    b = train(_cfg(tmp_path / "b", total_steps=2, hflip=False), images, progress=False)
+    _assert_bitwise_equal(_state(a), _state(b))
+    with pytest.raises(ValueError, match=r"batches of shape \[batch_size=4"):
+        train(_cfg(tmp_path / "c"), ImageLoader(images, 3, seed=0), progress=False)
+
+
+# --------------------------------------------------------------------------- DDP
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out_dir, images, result_dir):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.set_num_threads(1)
+    r = train(_cfg(out_dir, total_steps=2, dropout=0.0, ckpt_every=1, log_every=1),
+              images, progress=False, device="cpu")
+    torch.save({"model": r.model.state_dict(), "ema": r.ema.state_dict()},
+               os.path.join(result_dir, f"rank{rank}.pt"))
+
+
+def test_ddp_two_processes_gloo(tmp_path, images):
+    import torch.multiprocessing as mp
+
+    out, res = tmp_path / "run", tmp_path / "res"
+    res.mkdir()
+    # fork (where available) reuses this process's imported torch: seconds faster than spawn
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    ctx = mp.start_processes(_ddp_worker, args=(2, _free_port(), str(out), images, str(res)), nprocs=2,
+                             join=False, start_method=method)
+    deadline = time.monotonic() + 120  # a hung collective must fail the test, not hang the suite
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the 2-process DDP run did not finish within 120 s")
+    r0 = torch.load(res / "rank0.pt", weights_only=True)
+    r1 = torch.load(res / "rank1.pt", weights_only=True)
+    _assert_bitwise_equal(r0["model"], r1["model"])  # DDP keeps the replicas identical
+    _assert_bitwise_equal(r0["ema"], r1["ema"])
+    assert all(bool(torch.isfinite(v).all()) for v in r0["model"].values())
+    # only rank 0 writes: one metrics line per step, and the RNG states of both ranks saved
+    rows = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [1, 2]
+    assert len(torch.load(out / "state.pt", weights_only=True)["rng"]) == 2
+
+    # the same two steps in one process: each rank's half of the global batch with that
+    # rank's noise, gradients averaged (float32 sums in another order: close, not bitwise)
+    cfg = _cfg(out, total_steps=2, dropout=0.0)
+    torch.manual_seed(cfg.seed)
+    model = tr.UNet(**cfg.model_kwargs((3, 8, 8)))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    loader = ImageLoader(images, cfg.batch_size, seed=cfg.seed, flip=cfg.hflip)
+    gens = [torch.Generator().manual_seed(tr._derive_seed(cfg.seed, rank, 2)) for rank in range(2)]
+    sched = make_schedule("linear")
+    for step in range(2):
+        x = loader.next_batch()
+        losses = []
+        for rank in range(2):
+            part = x[rank * 2:(rank + 1) * 2]
+            t = torch.randint(0, 1000, (2,), generator=gens[rank])
+            eps = torch.randn(part.shape, generator=gens[rank])
+            losses.append(((model(q_sample(part, sched.alpha_bar[t], eps=eps), t) - eps) ** 2).mean())
+        opt.zero_grad()
+        ((losses[0] + losses[1]) / 2).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        for g in opt.param_groups:
+            g["lr"] = warmup_lr(step, cfg.lr, cfg.warmup_steps)
+        opt.step()
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(r0["model"][k], v, rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_save_checkpoint_toy_mlp_with_a_custom_schedule(tmp_path):
+    # any diffnotes model and any schedule round-trip (non-standard betas are stored in full)
+    torch.manual_seed(0)
+    model = tr.ToyMLP(dim=2, hidden=16, depth=1)
+    sched = linear_schedule(50, beta_start=1e-3, beta_end=0.05)
+    tr.save_checkpoint(tmp_path, model=model, ema=EMA(model), schedule=sched, step=0)
+    loaded = load_checkpoint(tmp_path, ema=False)
+    x, t = torch.randn(4, 2), torch.tensor([0, 10, 20, 49])
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t), model(x, t))
+    assert torch.equal(loaded.schedule.betas, sched.betas)
+    assert "betas" not in json.loads(json.dumps(tr._schedule_spec(make_schedule("cosine", 10))))
+    before = (tmp_path / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="UNet or ToyMLP"):
+        tr.save_checkpoint(tmp_path, model=torch.nn.Linear(2, 2), ema=None, schedule=sched, step=0)
+    assert (tmp_path / "model.safetensors").read_bytes() == before  # nothing was overwritten
