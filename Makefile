@@ -23,7 +23,8 @@ course: install
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: install
-	DIFFNOTES_FAST=1 $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+	DIFFNOTES_FAST=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -36,8 +36,8 @@ def check_range(name: str, value, low=None, high=None, *, low_open=False, high_o
     if high is not None:
         bad = bad | ((v >= high) if high_open else (v > high)).any()
     if bool(bad):
-        lb = "(" if low_open else "["
-        hb = ")" if high_open else "]"
+        lb = "(" if (low_open or low is None) else "["
+        hb = ")" if (high_open or high is None) else "]"
         lo = "-inf" if low is None else repr(low)
         hi = "inf" if high is None else repr(high)
         raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{hb}, got {_show(value)}")

@@ -520,9 +520,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def _model_spec(model: nn.Module) -> dict:
     model = _unwrap(model)
     name = type(model).__name__
-    if name not in _MODEL_CLASSES or not hasattr(model, "config"):
+    if name not in _MODEL_CLASSES or not hasattr(model, "arch"):
         raise ValueError(f"model must be a diffnotes UNet or ToyMLP, got {name}")
-    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()}
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in model.arch.items()}
     return {"class": name, "kwargs": kwargs}
 
 

@@ -265,7 +265,7 @@ class UNet(nn.Module):
             raise ValueError(
                 f"image_size={image_size} must be divisible by 2**(len(ch_mult)-1) = {2 ** (levels - 1)}"
             )
-        self.config = dict(
+        self.arch = dict(
             in_channels=in_channels, out_channels=out_channels, ch=ch, ch_mult=ch_mult,
             num_res_blocks=num_res_blocks, attn_resolutions=attn_resolutions, dropout=float(dropout),
             image_size=image_size, num_groups=num_groups,
@@ -415,7 +415,7 @@ class ToyMLP(nn.Module):
         self.temb_dim = check_int("temb_dim", temb_dim, 2)
         check_range("t_scale", t_scale, 0.0, None, low_open=True)
         self.t_scale = float(t_scale)
-        self.config = dict(dim=self.dim, hidden=hidden, depth=depth, temb_dim=self.temb_dim, t_scale=self.t_scale)
+        self.arch = dict(dim=self.dim, hidden=hidden, depth=depth, temb_dim=self.temb_dim, t_scale=self.t_scale)
         self.inp = nn.Linear(self.dim, hidden)
         self.temb = nn.Sequential(nn.Linear(self.temb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.blocks = nn.ModuleList(

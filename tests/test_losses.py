@@ -432,7 +432,7 @@ def test_dsm_loss_differs_from_the_true_score_error_by_a_constant():
 
 def test_dsm_errors():
     x = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match=r"sigma must lie in \(0.0, inf\]"):
+    with pytest.raises(ValueError, match=r"sigma must lie in \(0.0, inf\)"):
         L.dsm_loss(x, x, x, 1.0, 0.0)
     with pytest.raises(ValueError, match="weighting must be one of 'sigma2', 'none'"):
         L.dsm_loss(x, x, x, 1.0, 1.0, weighting="lambda")
@@ -518,7 +518,7 @@ def test_hybrid_loss_errors():
         L.hybrid_loss(eps_hat, torch.zeros(5, 2), eps, x0, x_t, t, sch)
     with pytest.raises(ValueError, match=r"t must be an int or a tensor of shape \[B\] with B=5"):
         L.hybrid_loss(eps_hat, torch.tanh(raw), eps, x0, x_t, t[:3], sch)
-    with pytest.raises(ValueError, match=r"lambda_vlb must lie in \[0.0, inf\]"):
+    with pytest.raises(ValueError, match=r"lambda_vlb must lie in \[0.0, inf\)"):
         L.hybrid_loss(eps_hat, torch.tanh(raw), eps, x0, x_t, t, sch, lambda_vlb=-1.0)
 
 

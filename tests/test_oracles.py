@@ -397,13 +397,13 @@ def test_validation_errors():
     x = torch.zeros(3, 2, dtype=F64)
     with pytest.raises(ValueError, match=r"x must have shape \[B, 2\] for this oracle, got \(3, 3\)"):
         o.score(torch.zeros(3, 3), 1.0, 1.0)
-    with pytest.raises(ValueError, match=r"alpha must lie in \(0.0, inf\], got 0.0"):
+    with pytest.raises(ValueError, match=r"alpha must lie in \(0.0, inf\), got 0.0"):
         o.denoise(x, 0.0, 1.0)
-    with pytest.raises(ValueError, match=r"sigma must lie in \[0.0, inf\], got -1.0"):
+    with pytest.raises(ValueError, match=r"sigma must lie in \[0.0, inf\), got -1.0"):
         o.denoise(x, 1.0, -1.0)
-    with pytest.raises(ValueError, match=r"sigma must lie in \(0.0, inf\], got 0.0"):
+    with pytest.raises(ValueError, match=r"sigma must lie in \(0.0, inf\), got 0.0"):
         o.score(x, 1.0, 0.0)
-    with pytest.raises(ValueError, match=r"sigma must lie in \(0.0, inf\], got 0.0"):
+    with pytest.raises(ValueError, match=r"sigma must lie in \(0.0, inf\), got 0.0"):
         o.eps(x, 1.0, 0.0)
     with pytest.raises(ValueError, match="alpha must be finite"):
         o.log_prob_t(x, float("nan"), 1.0)

@@ -538,9 +538,9 @@ def _model_ok(x, t):
 def test_error_messages():
     x = torch.zeros(2, 2, dtype=F64)
     ts = uniform_timesteps(1000, 10)
-    with pytest.raises(ValueError, match=r"eta must lie in \[0.0, inf\], got -0.1"):
+    with pytest.raises(ValueError, match=r"eta must lie in \[0.0, inf\), got -0.1"):
         ddim_sigma(0.5, 0.8, -0.1)
-    with pytest.raises(ValueError, match=r"eta must lie in \[0.0, inf\], got -1"):
+    with pytest.raises(ValueError, match=r"eta must lie in \[0.0, inf\), got -1"):
         sample_ddim(_model_ok, x, ts, schedule=LINEAR, eta=-1)
     with pytest.raises(ValueError, match=r"alpha_bar_t must not exceed alpha_bar_prev.*0.9.*0.8"):
         ddim_sigma(0.9, 0.8, 1.0)
@@ -559,7 +559,7 @@ def test_error_messages():
         ddim_invert(_model_ok, x, [5, -1], schedule=LINEAR)
     with pytest.raises(ValueError, match=r"variance must be one of \('beta_tilde', 'beta'\), got 'sigma'"):
         sample_ddpm(_model_ok, x, ts, schedule=LINEAR, variance="sigma")
-    with pytest.raises(ValueError, match=r"clip_x0 must lie in \(0.0, inf\], got -1.0"):
+    with pytest.raises(ValueError, match=r"clip_x0 must lie in \(0.0, inf\), got -1.0"):
         ddim_step(x, x, 0.5, 0.8, clip_x0=-1.0)
     with pytest.raises(ValueError, match=r"clip_x0 as a pair must be \(low, high\)"):
         ddpm_step(x, x, 0.5, 0.8, clip_x0=(1.0, -1.0))

@@ -334,7 +334,7 @@ def test_constructor_validation_errors():
         linear_schedule(10, 0.0, 0.02)
     with pytest.raises(ValueError, match=r"max_beta must lie in \(0.0, 1.0\], got 1.5"):
         cosine_schedule(10, max_beta=1.5)
-    with pytest.raises(ValueError, match=r"s must lie in \[0.0, inf\], got -0.1"):
+    with pytest.raises(ValueError, match=r"s must lie in \[0.0, inf\), got -0.1"):
         cosine_schedule(10, s=-0.1)
 
 

@@ -218,7 +218,7 @@ def test_unet_input_errors():
 
 def test_config_rebuilds_the_same_network():
     m = make_unet("tiny", ch=16, num_groups=8)
-    m2 = UNet(**m.config)
+    m2 = UNet(**m.arch)
     assert [p.shape for p in m.parameters()] == [p.shape for p in m2.parameters()]
 
 

@@ -1,0 +1,118 @@
+"""Helpers for the chapter notebooks: fast mode, data access without downloads, checks, pictures.
+
+Every chapter starts with ``from diffnotes.course import *``-free imports such as
+``from diffnotes import course`` and uses:
+
+* :data:`FAST` -- ``True`` when ``DIFFNOTES_FAST=1`` (set by ``make test`` and CI), so slow
+  cells use small sizes; the committed outputs are produced in this mode.
+* :func:`sizes` -- pick a number for fast mode or for the full run.
+* :func:`cifar10_images` -- CIFAR-10 images when a folder is configured, else ``None`` with a
+  message (it never downloads).
+* :func:`check_close` -- the numeric check of a formula: raises ``AssertionError`` unless the
+  error is within the stated tolerance, and prints a line that does not depend on the machine.
+* :func:`show_images` -- a grid of images in [-1, 1] (or uint8) as a matplotlib figure.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+__all__ = ["FAST", "sizes", "cifar10_images", "check_close", "show_images", "load_model"]
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+FAST: bool = _env_flag("DIFFNOTES_FAST")
+"""Fast mode: small sample counts so the whole course runs in CI on a 2-core CPU."""
+
+
+def sizes(fast, full):
+    """``fast`` in fast mode (:data:`FAST`), else ``full``."""
+    return fast if FAST else full
+
+
+def cifar10_images(n: int | None = None, split: str = "test", *, verbose: bool = True):
+    """The first ``n`` CIFAR-10 images (uint8 ``[n, 3, 32, 32]``) if a copy is configured, else ``None``.
+
+    Looks where :func:`diffnotes.data.find_cifar10` looks (``DIFFNOTES_CIFAR10``, the cache
+    folder) and never downloads: run ``python -m diffnotes train --download`` or set
+    ``DIFFNOTES_CIFAR10`` to get the data.
+    """
+    import warnings
+
+    from . import data
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", data.DataWarning)
+            images, _ = data.load_cifar10(split=split, download=False)
+    except (data.DataNotFoundError, FileNotFoundError, ValueError) as err:
+        if verbose:
+            first = str(err).splitlines()[0]
+            print(f"CIFAR-10 is not configured here ({first[:120]}...).\n"
+                  "Falling back to the shipped model's samples. Set DIFFNOTES_CIFAR10 to a "
+                  "cifar-10-batches-py folder to see real images.")
+        return None
+    images = torch.from_numpy(np.ascontiguousarray(images))
+    return images if n is None else images[:n]
+
+
+def check_close(name: str, value, reference, *, rtol: float = 0.0, atol: float = 0.0) -> None:
+    """Assert ``|value - reference| <= atol + rtol * |reference|`` elementwise, and say so.
+
+    The printed line names the tolerance, not the error, so notebook outputs are the same on
+    every machine; the assertion fails loudly (with the error) when the check does not hold.
+    """
+    v = torch.as_tensor(value, dtype=torch.float64)
+    r = torch.as_tensor(reference, dtype=torch.float64)
+    if v.shape != r.shape:
+        raise AssertionError(f"{name}: shape {tuple(v.shape)} differs from reference {tuple(r.shape)}")
+    err = (v - r).abs()
+    bound = atol + rtol * r.abs()
+    if not bool(torch.isfinite(v).all()) or bool((err > bound).any()):
+        raise AssertionError(
+            f"{name}: max error {err.max().item():.3g} exceeds the tolerance "
+            f"(atol={atol:g}, rtol={rtol:g})"
+        )
+    parts = [f"atol={atol:g}"] if atol else []
+    parts += [f"rtol={rtol:g}"] if rtol else []
+    print(f"OK  {name}  (within {', '.join(parts) or 'exact equality'})")
+
+
+def show_images(x, *, nrow: int = 8, title: str | None = None, ax=None, scale: float = 1.0):
+    """Show a batch of images (float in [-1, 1] or uint8, ``[N, 3, H, W]``) as one grid.
+
+    Returns the matplotlib ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    from .data import make_grid, to_uint8
+
+    x = torch.as_tensor(x).detach().cpu()
+    if x.dtype != torch.uint8:
+        x = to_uint8(x)
+    grid = make_grid(x, nrow=nrow)
+    grid = np.asarray(grid)
+    if grid.ndim == 3 and grid.shape[0] in (1, 3):
+        grid = grid.transpose(1, 2, 0)
+    if ax is None:
+        h, w = grid.shape[:2]
+        fig, ax = plt.subplots(figsize=(scale * w / 40 + 0.5, scale * h / 40 + 0.5))
+    else:
+        fig = ax.figure
+    ax.imshow(grid.squeeze(), interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def load_model(name: str = "cifar10-small"):
+    """The shipped trained model (see ``diffnotes/pretrained/MODEL_CARD.md``), on the CPU, eval mode."""
+    from . import pretrained
+
+    return pretrained(name)
