@@ -31,12 +31,17 @@ def append_dims(c, x: torch.Tensor) -> torch.Tensor:
     )
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def randn_like(x: torch.Tensor, generator=None) -> torch.Tensor:
     """Standard normal noise shaped like ``x``, drawn from ``generator``.
+
+    ``generator`` is a ``torch.Generator``, ``None`` (the global one) or a
+    :class:`PerSampleGenerator` (row k of the noise from stream k).
 
     The noise is drawn on the generator's device and moved to ``x``'s device, so a CPU
     generator gives the same numbers whatever device ``x`` lives on.
     """
+    if isinstance(generator, PerSampleGenerator):
+        return generator.randn_like(x)
     gen_device = generator.device if generator is not None else x.device
     z = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype)
     return z.to(x.device)
@@ -48,3 +53,39 @@ def batch_t(t, x: torch.Tensor) -> torch.Tensor:
     if t.ndim == 0:
         t = t.expand(x.shape[0])
     return t.to(torch.long)
+
+
+class PerSampleGenerator:
+    r"""One CPU ``torch.Generator`` per image of a batch: row k of every noise draw uses stream k.
+
+    ``PerSampleGenerator(seeds)`` seeds generator k with ``seeds[k]``. :meth:`randn_like`
+    returns :math:`z` with :math:`z_k \sim N(0, I)` drawn from generator k alone, so an image's
+    noise does not depend on which other images share its batch. Any sampler accepts it as its ``generator``:
+    :func:`randn_like` hands the draw to it (used by ``python -m diffnotes sample``).
+    The count of draws is kept in :attr:`draws`.
+    """
+
+    def __init__(self, seeds):
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("seeds must hold at least one seed, got an empty sequence")
+        if min(seeds) < 0 or max(seeds) >= 2**63:
+            raise ValueError(f"seeds must lie in [0, 2**63 - 1], got min {min(seeds)} and max {max(seeds)}")
+        self.seeds = seeds
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.draws = 0
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def randn(self, shape, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
+        """Noise of shape ``[len(self), *shape]``: row k from generator k (drawn on the CPU, then moved)."""
+        z = torch.stack([torch.randn(tuple(shape), generator=g, dtype=dtype) for g in self.generators])
+        self.draws += 1
+        return z.to(device)
+
+    def randn_like(self, x: torch.Tensor) -> torch.Tensor:
+        """Noise shaped like ``x`` ``[B, ...]`` with ``B == len(self)``, in ``x``'s dtype and device."""
+        if x.ndim < 1 or x.shape[0] != len(self):
+            raise ValueError(f"x must have a batch of {len(self)} (one row per generator), got shape {tuple(x.shape)}")
+        return self.randn(x.shape[1:], dtype=x.dtype, device=x.device)
