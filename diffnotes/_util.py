@@ -1,6 +1,11 @@
 """Small tensor helpers shared by every module (not part of the public API)."""
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
 import torch
 
 
@@ -89,3 +94,26 @@ class PerSampleGenerator:
         if x.ndim < 1 or x.shape[0] != len(self):
             raise ValueError(f"x must have a batch of {len(self)} (one row per generator), got shape {tuple(x.shape)}")
         return self.randn(x.shape[1:], dtype=x.dtype, device=x.device)
+
+
+def atomic_write(path, write) -> Path:
+    """Write a file by calling ``write(f)`` on a temporary file in the same folder, then rename.
+
+    Readers see either the old file or the complete new one, never a partial file; on any
+    error (or KeyboardInterrupt) the temporary file is removed and the old file is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh name in the same folder (so os.replace is atomic); "xb" honours the umask
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ._checks import check_finite, check_int, check_range
+from ._util import atomic_write
 
 __all__ = [
     "CIFAR10_URL",
@@ -733,13 +734,5 @@ def save_npz(path, images, **arrays) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
              for k, v in arrays.items()}
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=arr, **extra)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, images=arr, **extra))
     return path

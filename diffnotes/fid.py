@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 
 from . import data as _data
 from ._checks import check_int
+from ._util import atomic_write
 
 __all__ = [
     "INCEPTION_SHA1",
@@ -419,16 +419,8 @@ def save_statistics(path, mu, sigma, *, n: int, **meta) -> Path:
     """Write ``mu``, ``sigma``, ``n`` and string metadata to an ``.npz`` file (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, mu=_f64(mu, "mu"), sigma=_f64(sigma, "sigma"), n=np.int64(n),
-                     **{k: np.str_(v) for k, v in meta.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, mu=_f64(mu, "mu"), sigma=_f64(sigma, "sigma"), n=np.int64(n),
+                                          **{k: np.str_(v) for k, v in meta.items()}))
     return path
 
 

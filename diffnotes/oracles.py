@@ -21,7 +21,7 @@ import math
 import torch
 
 from ._checks import check_finite, check_int, check_range
-from ._util import append_dims, batch_t
+from ._util import batch_t
 
 __all__ = ["Oracle", "Gaussian", "GaussianMixture", "PointSet"]
 

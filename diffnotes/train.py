@@ -41,11 +41,9 @@ import re
 import signal
 import threading
 import time
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -54,7 +52,7 @@ from safetensors.torch import save as _st_save
 from torch import nn
 
 from ._checks import check_batch, check_range
-from ._util import randn_like
+from ._util import atomic_write, randn_like
 from .data import ImageLoader, load_cifar10
 from .forward import q_sample
 from .losses import l_simple
@@ -459,29 +457,6 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
 # ======================================================================================
 # files: atomic writes, checkpoints
 # ======================================================================================
-def _atomic_write(path, write: Callable) -> Path:
-    """Write a file by calling ``write(f)`` on a temporary file in the same folder, then rename.
-
-    Readers see either the old file or the complete new one, never a partial file; on any
-    error (or KeyboardInterrupt) the temporary file is removed and the old file is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh name in the same folder (so os.replace is atomic); "xb" honours the umask
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _cpu_tensors(state: dict, dtype: torch.dtype | None = None) -> dict:
     out = {}
     for k, v in state.items():
@@ -494,16 +469,16 @@ def _cpu_tensors(state: dict, dtype: torch.dtype | None = None) -> dict:
 
 def _write_safetensors(path, tensors: dict, metadata: dict | None = None) -> Path:
     data = _st_save(_cpu_tensors(tensors), metadata={k: str(v) for k, v in (metadata or {}).items()})
-    return _atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def _write_json(path, obj) -> Path:
     data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
-    return _atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def _write_torch(path, obj) -> Path:
-    return _atomic_write(path, lambda f: torch.save(obj, f))
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -637,7 +612,7 @@ def export_bf16(out_dir, dest_path, *, ema: bool = True) -> Path:
     config = dict(config, dtype="bfloat16", weights="ema" if ema else "raw")
     state = _cpu_tensors(_st_load(weights.read_bytes()), torch.bfloat16)
     data = _st_save(state, metadata={"step": str(config.get("step")), "format": CHECKPOINT_FORMAT})
-    _atomic_write(dest_path, lambda f: f.write(data))
+    atomic_write(dest_path, lambda f: f.write(data))
     _write_json(dest_path.with_suffix(".json"), config)
     return dest_path
 
@@ -809,7 +784,7 @@ def _trim_metrics(path: Path, step: int) -> None:
             if json.loads(line).get("step", 0) <= step:
                 keep.append(line)
     data = ("\n".join(keep) + "\n" if keep else "").encode()
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 def train(config: TrainConfig | dict, images=None, *, resume: bool = False, progress: bool = True,

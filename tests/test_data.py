@@ -232,8 +232,10 @@ class _Server:
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 chunk = body[start:] if server.cut_after is None else body[start:start + server.cut_after]
-                self.wfile.write(chunk)
+                # recorded before writing: the client may finish reading (and the test assert)
+                # before this thread runs again after the write
                 rec["sent"] = len(chunk)
+                self.wfile.write(chunk)
                 self.close_connection = True
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -29,16 +29,6 @@ SCHEDULES = {"linear": linear_schedule(1000), "cosine": cosine_schedule(1000)}
 X0 = torch.tensor([1.5, -0.5, 0.0], dtype=torch.float64)  # one value per coordinate
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run single-threaded: on a small shared CPU, OpenMP threads for these tiny tensors only
-    contend (a 60k-element multiply took 20-70 ms with 2 threads, 0.05 ms with one)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -11,15 +11,6 @@ from diffnotes.oracles import Gaussian, GaussianMixture, Oracle, PointSet
 from diffnotes.schedules import linear_schedule, respace, uniform_timesteps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch: on a small shared CPU, OpenMP threads only contend here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -23,14 +23,6 @@ from diffnotes.schedules import cosine_schedule, linear_schedule, respace, unifo
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These are many small ops on a shared 2-core machine: extra threads only add contention.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 LINEAR = linear_schedule(1000)
 COSINE = cosine_schedule(1000)
 ONE = torch.ones(1, dtype=F64)

@@ -19,15 +19,6 @@ from diffnotes.schedules import (
     uniform_timesteps,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch: on a small shared CPU, OpenMP threads only contend here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 SCHEDULES = {
     "linear": linear_schedule,
     "cosine": cosine_schedule,

@@ -31,15 +31,6 @@ from diffnotes.train import (
 from diffnotes.unet import make_unet
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny networks on a shared 2-core machine: one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def images():
     g = torch.Generator().manual_seed(0)
@@ -312,17 +303,17 @@ def test_export_bf16_and_pretrained(tmp_path, images):
 
 def test_atomic_write_never_leaves_a_partial_file(tmp_path):
     path = tmp_path / "w.bin"
-    tr._atomic_write(path, lambda f: f.write(b"old contents"))
+    tr.atomic_write(path, lambda f: f.write(b"old contents"))
 
     def crash(f):
         f.write(b"half of the new")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        tr._atomic_write(path, crash)
+        tr.atomic_write(path, crash)
     assert path.read_bytes() == b"old contents"
     with pytest.raises(RuntimeError):
-        tr._atomic_write(tmp_path / "new.bin", crash)
+        tr.atomic_write(tmp_path / "new.bin", crash)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.bin"]
     # the file gets the permissions of an ordinary new file (not a private temp file's 0600)
     umask = os.umask(0)

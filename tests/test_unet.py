@@ -27,15 +27,6 @@ def _randomise(model: torch.nn.Module, seed: int = 0, std: float = 0.05) -> torc
     return model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # these networks are small: on a shared 2-core machine one thread avoids OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def ddpm():
     torch.manual_seed(0)
