@@ -113,6 +113,6 @@ def show_images(x, *, nrow: int = 8, title: str | None = None, ax=None, scale: f
 
 def load_model(name: str = "cifar10-small"):
     """The shipped trained model (see ``diffnotes/pretrained/MODEL_CARD.md``), on the CPU, eval mode."""
-    from . import pretrained
+    from .train import pretrained
 
     return pretrained(name)

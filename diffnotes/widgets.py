@@ -811,8 +811,10 @@ class SamplerExplorer(_Explorer):
                     if name == "Euler-Maruyama":
                         x = sde_mod.sample_euler_maruyama(score, x_start, grid, generator=generator, **kw)
                     elif name == "predictor-corrector":
+                        # batch-averaged Langevin step sizes: per-sample norms distort low-dimensional
+                        # data (see sde.sample_pc); the explorer needs no per-image seeding
                         x = sde_mod.sample_pc(score, x_start, grid, snr=self.snr, n_corrector=1,
-                                              generator=generator, **kw)
+                                              norm="batch", generator=generator, **kw)
                     elif name == "PF-ODE Euler":
                         x = sde_mod.sample_ode_euler(score, x_start, grid, **kw)
                     else:
