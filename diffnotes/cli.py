@@ -716,7 +716,8 @@ def _cmd_fid(args) -> int:
             ref = fid.load_statistics(ref_path)
         elif "images" in keys:
             ref_images, _ = _load_images_npz(ref_path, "--ref")
-            ref = fid.reference_statistics(ref_images, None, **common)
+            # cached beside the images (reused while images and extractor are unchanged)
+            ref = fid.reference_statistics(ref_images, ref_path.with_suffix(".stats.npz"), **common)
         else:
             raise CLIError(f"--ref {ref_path} holds neither 'mu'/'sigma' statistics nor 'images' "
                            f"(keys: {sorted(keys)})")
