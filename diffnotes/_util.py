@@ -117,3 +117,21 @@ def atomic_write(path, write) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+class CountingModel:
+    """Wrap ``model`` and count its calls (the number of function evaluations, NFE).
+
+    ``counter = CountingModel(model)``; ``counter(x, t)`` returns ``model(x, t)`` and adds one to
+    ``counter.calls``; each call is one batched network evaluation. Chapter 5.
+    """
+
+    def __init__(self, model):
+        if not callable(model):
+            raise ValueError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
+        self.model = model
+        self.calls = 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.model(x, t)

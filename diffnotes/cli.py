@@ -66,7 +66,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._util import PerSampleGenerator
+from ._util import CountingModel, PerSampleGenerator
 
 __all__ = [
     "SAMPLERS",
@@ -152,17 +152,6 @@ def vp_sde_for(schedule):
     return VPSDE(beta_min=T * float(betas[0]), beta_max=T * float(betas[-1]))
 
 
-class _CountCalls:
-    """Wraps ``model`` and counts its calls (number of function evaluations)."""
-
-    def __init__(self, model):
-        self.model, self.calls = model, 0
-
-    def __call__(self, x, t):
-        self.calls += 1
-        return self.model(x, t)
-
-
 def _sample_batch(model, x_T, gen, *, sampler, schedule, sde, steps, eta, spacing, clip_x0, t_end,
                   snr, n_corrector, pc_norm, rtol, atol, denoise):
     """Run one sampler on one batch; returns (x_0, nfe)."""
@@ -171,7 +160,7 @@ def _sample_batch(model, x_T, gen, *, sampler, schedule, sde, steps, eta, spacin
     from .forward import eps_from_score, x0_from_eps
     from .schedules import make_timesteps
 
-    eps_model = _CountCalls(model)
+    eps_model = CountingModel(model)
     if sampler in ("ddpm", "ddim"):
         ts = make_timesteps(schedule.T, steps, spacing)
         if sampler == "ddpm":

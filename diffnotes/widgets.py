@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ._checks import check_batch, check_finite, check_int, check_range
+from ._util import CountingModel
 from .data import make_grid, to_uint8
 from .forward import q_sample
 from .samplers import sample_ddim, sample_ddpm
@@ -139,24 +140,6 @@ def synthetic_image(size: int = 64) -> torch.Tensor:
     square = (xx > 0.55) & (xx < 0.85) & (yy > 0.55) & (yy < 0.85)
     img[:, square] = torch.tensor([0.1, 0.1, 0.6], dtype=torch.float64)[:, None]  # dark blue square
     return (2.0 * img - 1.0).to(torch.float32)
-
-
-class CountingModel:
-    """Wrap ``model`` and count its calls (the number of function evaluations, NFE).
-
-    ``counter = CountingModel(model)``; ``counter(x, t)`` returns ``model(x, t)`` and adds one to
-    ``counter.calls``; each call is one batched network evaluation. Chapter 5.
-    """
-
-    def __init__(self, model):
-        if not callable(model):
-            raise ValueError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
-        self.model = model
-        self.calls = 0
-
-    def __call__(self, x, t):
-        self.calls += 1
-        return self.model(x, t)
 
 
 def _model_device(model) -> torch.device:
