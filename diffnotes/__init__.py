@@ -34,12 +34,15 @@ def __getattr__(name):
     raise AttributeError(f"module 'diffnotes' has no attribute {name!r}")
 
 
-def pretrained(name: str = "cifar10-small", **kwargs):
-    """The shipped trained model ``name`` (see ``diffnotes/pretrained/MODEL_CARD.md``).
+def pretrained(name: str | None = None, **kwargs):
+    """The shipped trained model ``name`` (see ``diffnotes/pretrained/MODEL_CARD.md``); by default
+    ``"cifar10-cpu"``, the class-conditional U-Net trained on a 2-core CPU.
 
-    Returns an ``nn.Module`` in eval mode, called as ``model(x_t, t) -> eps_hat``, with
+    Returns an ``nn.Module`` in eval mode, called as ``model(x_t, t) -> eps_hat`` (or
+    ``model(x_t, t, y)`` with class labels ``y``, ``y = model.null_class`` for "no label"), with
     ``.schedule`` and ``.config`` attached.
     """
+    from .train import DEFAULT_MODEL
     from .train import pretrained as _pretrained
 
-    return _pretrained(name, **kwargs)
+    return _pretrained(name or DEFAULT_MODEL, **kwargs)

@@ -135,3 +135,30 @@ class CountingModel:
     def __call__(self, x, t):
         self.calls += 1
         return self.model(x, t)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), so that bf16
+    autocast is faster than float32 there. Elsewhere autocast would emulate bf16 and be slower."""
+    flags = ""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line
+                    break
+    if flags:
+        return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+    mkldnn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    with contextlib.suppress(Exception):
+        return bool(mkldnn()) if mkldnn is not None else False
+    return False
+
+
+def use_bf16(device, requested: bool = True) -> bool:
+    """bf16 autocast and channels-last are used when ``requested`` and the device runs them fast:
+    any CUDA device, or a CPU for which :func:`cpu_has_bf16` is true."""
+    device = torch.device(device)
+    if not requested:
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())

@@ -519,17 +519,25 @@ class ImageLoader:
         Drop the last incomplete batch of each epoch (default True: every batch has the same size).
     device, dtype
         Where and in which dtype batches are returned (default CPU, float32).
+    labels : integer tensor or array ``[N]``, optional
+        Class labels, returned beside the images by :meth:`next_labeled_batch`.
     """
 
     def __init__(self, images, batch_size: int, *, seed: int | None = None,
                  generator: torch.Generator | None = None, flip: bool = True,
-                 drop_last: bool = True, device=None, dtype: torch.dtype = torch.float32):
+                 drop_last: bool = True, device=None, dtype: torch.dtype = torch.float32, labels=None):
         images = torch.as_tensor(images)
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(
                 f"images must be a uint8 tensor of shape [N, C, H, W], got {images.dtype} {tuple(images.shape)}"
             )
         n = images.shape[0]
+        if labels is not None:
+            labels = torch.as_tensor(labels)
+            if labels.shape != (n,) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+                raise ValueError(f"labels must be integers of shape [N] = [{n}] (one per image), got "
+                                 f"{labels.dtype} of shape {tuple(labels.shape)}")
+            labels = labels.long()
         self.batch_size = check_int("batch_size", batch_size, 1, n)
         if seed is not None and generator is not None:
             raise ValueError("pass either seed or generator, not both")
@@ -540,6 +548,7 @@ class ImageLoader:
         self.drop_last = bool(drop_last)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.images = images.to(self.device)  # bytes live where batches go (CIFAR-10: 150 MB)
+        self.labels = labels.to(self.device) if labels is not None else None
         self.dtype = dtype
         self.epoch = 0
         self.position = 0
@@ -565,6 +574,16 @@ class ImageLoader:
 
     def next_batch(self) -> torch.Tensor:
         """The next batch ``[B, C, H, W]`` in :math:`[-1, 1]`, rolling over to the next epoch."""
+        return self._next()[0]
+
+    def next_labeled_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch and its labels ``(x [B, C, H, W], y [B])``; the same sequence of images as
+        :meth:`next_batch`. Needs ``labels``."""
+        if self.labels is None:
+            raise ValueError("this loader has no labels: pass labels=... (one per image) to ImageLoader")
+        return self._next()
+
+    def _next(self):
         if self.position >= self._end():
             self.epoch, self.position = self.epoch + 1, 0
         perm, flips = self._epoch_plan()
@@ -575,7 +594,7 @@ class ImageLoader:
             f = flips[sl].to(self.device).reshape(-1, 1, 1, 1)
             x = torch.where(f, x.flip(-1), x)
         self.position = sl.stop
-        return x
+        return x, (self.labels[idx] if self.labels is not None else None)
 
     def __iter__(self):
         if self.position >= self._end():

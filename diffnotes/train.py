@@ -52,12 +52,12 @@ from safetensors.torch import save as _st_save
 from torch import nn
 
 from ._checks import check_batch, check_range
-from ._util import atomic_write, randn_like
+from ._util import atomic_write, randn_like, use_bf16
 from .data import ImageLoader, load_cifar10
 from .forward import q_sample
 from .losses import l_simple
 from .schedules import Schedule, cosine_schedule, linear_schedule
-from .unet import PRESETS, ToyMLP, UNet
+from .unet import PRESETS, ToyMLP, UNet, load_weights
 
 __all__ = [
     "TrainConfig",
@@ -74,9 +74,12 @@ __all__ = [
     "export_bf16",
     "pretrained",
     "PRETRAINED_DIR",
+    "DEFAULT_MODEL",
+    "CheckpointDamagedError",
 ]
 
 CHECKPOINT_FORMAT = "diffnotes-checkpoint/1"
+DEFAULT_MODEL = "cifar10-cpu"  # what pretrained() returns: the class-conditional "cpu" preset
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 _SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}
 _MODEL_CLASSES = {"UNet": UNet, "ToyMLP": ToyMLP}
@@ -133,9 +136,18 @@ class TrainConfig:
     compile : bool
         ``torch.compile`` the model.
     bf16 : bool
-        bfloat16 autocast for the forward pass (CUDA only; ignored on the CPU).
+        bfloat16 autocast for the forward pass, on CUDA and on a CPU with native bf16
+        (:func:`diffnotes._util.cpu_has_bf16`); ignored on other CPUs.
     channels_last : bool
-        channels-last memory format (CUDA only).
+        channels-last memory format (where ``bf16`` would be used).
+    label_dropout : float
+        For a class-conditional network (``num_classes > 0``): the probability that a
+        training label is replaced by "no label" (0.1, Ho & Salimans 2022); ignored otherwise.
+    init_from : str or None
+        Start from these weights with a fresh optimizer: a run folder (its raw weights start
+        the model and its EMA weights the average), a ``.safetensors`` file, or the name of a
+        shipped model. An unconditional checkpoint may start a class-conditional network
+        (:func:`diffnotes.unet.load_weights`). Ignored when resuming a run's own state.
     """
 
     preset: str = "small"
@@ -159,11 +171,13 @@ class TrainConfig:
     compile: bool = False
     bf16: bool = True
     channels_last: bool = True
+    label_dropout: float = 0.1
+    init_from: str | None = None
 
     # fields that change the training trajectory: they must not change on resume
     TRAJECTORY_FIELDS = (
         "preset", "schedule", "T", "lr", "warmup_steps", "batch_size", "grad_clip", "ema_decay",
-        "ema_warmup", "dropout", "hflip", "unet", "seed",
+        "ema_warmup", "dropout", "hflip", "unet", "seed", "label_dropout", "init_from",
     )
 
     def __post_init__(self):
@@ -243,6 +257,12 @@ class TrainConfig:
             errors.append(f"data_root must be a path or None, got {self.data_root!r}")
         for name in ("compile", "bf16", "channels_last"):
             boolean(name)
+        real("label_dropout", 0.0, 1.0)
+        if isinstance(self.init_from, os.PathLike):
+            self.init_from = os.fspath(self.init_from)
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            errors.append(f"init_from must be a run folder, a .safetensors file or a shipped model's name, "
+                          f"got {self.init_from!r}")
         if errors:
             raise ValueError("invalid TrainConfig: " + "; ".join(errors))
 
@@ -391,7 +411,8 @@ def _params(optimizer: torch.optim.Optimizer) -> list:
 
 def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimizer: torch.optim.Optimizer,
                *, lr: float | None = None, grad_clip: float | None = None,
-               generator: torch.Generator | None = None, bf16: bool = False) -> torch.Tensor:
+               generator: torch.Generator | None = None, bf16: bool = False,
+               y: torch.Tensor | None = None, p_uncond: float = 0.0) -> torch.Tensor:
     r"""One gradient step of DDPM training (Ho et al. 2020, Algorithm 1).
 
     .. math::
@@ -422,6 +443,13 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
         Source of ``t`` and ``eps``.
     bf16 : bool
         Run the forward pass under bfloat16 autocast (the loss is computed in float32).
+    y : torch.Tensor, shape [B], optional
+        Class labels, for a class-conditional network (``model(x_t, t, y)``).
+    p_uncond : float
+        With ``y``: each label is replaced by the network's "no label" class with this
+        probability (drawn from ``generator`` after ``eps``), so that the network also learns
+        the unconditional model that classifier-free guidance needs (Ho & Salimans 2022,
+        Algorithm 1; they use 0.1 or 0.2).
 
     Returns
     -------
@@ -439,12 +467,16 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
     eps = randn_like(x_0, generator)
     alpha_bar_t = schedule.alpha_bar.to(dtype=x_0.dtype).to(gen_device)[t]
     x_t = q_sample(x_0, alpha_bar_t, eps=eps)
+    if y is not None:  # classifier-free guidance training: c <- "no label" with probability p_uncond
+        check_range("p_uncond", p_uncond, 0.0, 1.0)
+        drop = torch.rand(B, generator=generator, device=gen_device) < p_uncond
+        y = torch.where(drop.to(y.device), torch.full_like(y, _unwrap(model).null_class), y)
     # line 5: gradient step on || eps - eps_theta(x_t, t) ||^2
     if lr is not None:
         for group in optimizer.param_groups:
             group["lr"] = lr
     with torch.autocast(device_type=x_0.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
-        eps_hat = model(x_t, t.to(x_0.device))
+        eps_hat = model(x_t, t.to(x_0.device)) if y is None else model(x_t, t.to(x_0.device), y)
     loss = l_simple(eps_hat.to(eps.dtype), eps)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -479,6 +511,65 @@ def _write_json(path, obj) -> Path:
 
 def _write_torch(path, obj) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+class CheckpointDamagedError(RuntimeError):
+    """A checkpoint file exists but cannot be read (truncated, overwritten, not a checkpoint)."""
+
+
+def _read_safetensors(path: Path, what_to_do: str = "") -> dict:
+    """The tensors of a .safetensors file; a damaged file raises :class:`CheckpointDamagedError`
+    naming it, with ``what_to_do``."""
+    try:
+        return _st_load(Path(path).read_bytes())
+    except Exception as err:  # safetensors raises its own SafetensorError, or OSError
+        raise CheckpointDamagedError(
+            f"{path} is damaged and cannot be read ({type(err).__name__}: {err}); it is truncated or not a "
+            f"safetensors file. {what_to_do or 'Copy or export it again.'}"
+        ) from None
+
+
+def _repair_hint(weights: Path) -> str:
+    run = weights.parent
+    if (run / "state.pt").exists():
+        return (f"The run's state.pt holds the same weights: `python -m diffnotes train --out {run} --resume` "
+                f"rewrites the damaged file from it as it starts (then trains on; Ctrl-C stops it).")
+    return "Copy or export it again from where it came from."
+
+
+def _load_state(path: Path) -> dict:
+    """A run's ``state.pt``; a damaged one raises :class:`CheckpointDamagedError` that says how to go
+    back to the previous checkpoint, ``state.prev.pt``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, pickle.UnpicklingError, ...
+        prev = path.with_name("state.prev.pt")
+        hint = (f"The checkpoint before it is {prev}: `mv {prev} {path}` and resume again to go back one "
+                f"checkpoint interval." if prev.exists() else
+                "No earlier checkpoint (state.prev.pt) is there: start the run again, or use "
+                "--init-from with its ema.safetensors to keep the trained weights.")
+        raise CheckpointDamagedError(
+            f"{path} is damaged and cannot be read ({type(err).__name__}: {str(err).strip()[:200]}). {hint}"
+        ) from None
+
+
+def _keep_previous(path: Path) -> None:
+    """Keep the file at ``path`` as ``<stem>.prev<suffix>`` before it is replaced, so that a damaged
+    checkpoint costs one interval, not the run. ``path`` stays in place throughout (a hard link,
+    or a copy where links are not possible), so a kill at any moment leaves a readable file."""
+    if not path.exists():
+        return
+    prev = path.with_name(f"{path.stem}.prev{path.suffix}")
+    tmp = path.with_name(f".{prev.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(path, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copy2(path, tmp)
+    os.replace(tmp, prev)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -542,6 +633,7 @@ def save_checkpoint(out_dir, *, model: nn.Module, ema: EMA | None, schedule: Sch
         _write_safetensors(out_dir / "ema.safetensors", ema.state_dict(), meta)
     _write_json(out_dir / "config.json", config_json)
     if resume_state is not None:
+        _keep_previous(out_dir / "state.pt")
         _write_torch(out_dir / "state.pt", resume_state)
     return out_dir
 
@@ -592,7 +684,7 @@ def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
         raise FileNotFoundError(f"no weights at {weights}")
     config = _read_config(cfg_path)
     model = build_model(config["model"])
-    state = _st_load(weights.read_bytes())
+    state = _read_safetensors(weights, _repair_hint(weights))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state)
     return _attach(model.to(device).eval(), config)
@@ -610,14 +702,14 @@ def export_bf16(out_dir, dest_path, *, ema: bool = True) -> Path:
         raise FileNotFoundError(f"no weights at {weights}")
     config = _read_config(out_dir / "config.json")
     config = dict(config, dtype="bfloat16", weights="ema" if ema else "raw")
-    state = _cpu_tensors(_st_load(weights.read_bytes()), torch.bfloat16)
+    state = _cpu_tensors(_read_safetensors(weights, _repair_hint(weights)), torch.bfloat16)
     data = _st_save(state, metadata={"step": str(config.get("step")), "format": CHECKPOINT_FORMAT})
     atomic_write(dest_path, lambda f: f.write(data))
     _write_json(dest_path.with_suffix(".json"), config)
     return dest_path
 
 
-def pretrained(name: str = "cifar10-small", *, root=None, device="cpu") -> nn.Module:
+def pretrained(name: str = DEFAULT_MODEL, *, root=None, device="cpu") -> nn.Module:
     """A shipped trained model: ``<root>/<name>.safetensors`` (bf16) + ``<name>.json``.
 
     Returns the network in eval mode and float32, called as ``model(x_t, t) -> eps_hat``, with
@@ -626,7 +718,7 @@ def pretrained(name: str = "cifar10-small", *, root=None, device="cpu") -> nn.Mo
     """
     root = Path(root) if root is not None else PRETRAINED_DIR
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise ValueError(f"name must be a plain model name such as 'cifar10-small', got {name!r}")
+        raise ValueError(f"name must be a plain model name such as {DEFAULT_MODEL!r}, got {name!r}")
     weights, cfg = root / f"{name}.safetensors", root / f"{name}.json"
     if not (weights.exists() and cfg.exists()):
         available = sorted(p.stem for p in root.glob("*.safetensors") if p.with_suffix(".json").exists()) \
@@ -759,19 +851,54 @@ def _set_rng_state(state: dict, generator: torch.Generator, device: torch.device
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _as_images(images, config: TrainConfig):
-    """A uint8 [N, C, H, W] tensor, or a loader with next_batch/state_dict/load_state_dict."""
+def _as_images(images, config: TrainConfig, labels=None):
+    """``(images, labels)``: a uint8 [N, C, H, W] tensor (labels: int [N] or None), or a loader with
+    next_batch/state_dict/load_state_dict (labels: None; a loader gives its own)."""
     if images is None:
-        images, _ = load_cifar10(config.data_root, split="train")
+        images, cifar_labels = load_cifar10(config.data_root, split="train")
+        labels = cifar_labels if labels is None else labels
     if all(hasattr(images, a) for a in ("next_batch", "state_dict", "load_state_dict")):
-        return images
+        return images, None
     images = torch.as_tensor(images)
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(
             f"images must be a uint8 tensor of shape [N, C, H, W] (bytes 0..255), got "
             f"{images.dtype} of shape {tuple(images.shape)}"
         )
-    return images
+    return images, (torch.as_tensor(labels) if labels is not None else None)
+
+
+def _init_weights(source: str) -> tuple[dict, dict]:
+    """``(raw, ema)`` weight dicts (float32) that ``init_from=source`` starts a run from."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = [path / "model.safetensors", path / "ema.safetensors"]
+        files = [f if f.exists() else g for f, g in (files, files[::-1])]
+    elif path.suffix == ".safetensors":
+        files = [path, path]
+    elif re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", source) and (PRETRAINED_DIR / f"{source}.safetensors").exists():
+        files = [PRETRAINED_DIR / f"{source}.safetensors"] * 2
+    else:
+        raise FileNotFoundError(f"init_from={source!r} is neither a run folder, a .safetensors file nor a shipped "
+                                f"model in {PRETRAINED_DIR}")
+    for f in files:
+        if not f.exists():
+            raise FileNotFoundError(f"init_from={source!r}: no weights at {f}")
+    raw, ema = (_read_safetensors(f, _repair_hint(f)) for f in files)
+    return ({k: v.float() if v.is_floating_point() else v for k, v in d.items()} for d in (raw, ema))
+
+
+def _rewrite_damaged_weights(out_dir: Path, model, ema, schedule, step: int, cfg) -> None:
+    """On resume: rewrite ``model.safetensors`` / ``ema.safetensors`` from ``state.pt`` where they are
+    missing or damaged (``state.pt`` holds the same weights)."""
+    for name in ("model.safetensors", "ema.safetensors"):
+        path = out_dir / name
+        try:
+            _read_safetensors(path)
+        except (CheckpointDamagedError, FileNotFoundError):
+            warnings.warn(f"{path} was missing or damaged: rewritten from state.pt (step {step})")
+            save_checkpoint(out_dir, model=model, ema=ema, schedule=schedule, step=step, config=cfg)
+            return
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -788,7 +915,7 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 def train(config: TrainConfig | dict, images=None, *, resume: bool = False, progress: bool = True,
-          max_seconds: float | None = None, device=None) -> TrainResult:
+          max_seconds: float | None = None, device=None, labels=None) -> TrainResult:
     """Train a DDPM U-Net with Algorithm 1 of Ho et al. 2020; see the module docstring for files.
 
     Parameters
@@ -799,6 +926,10 @@ def train(config: TrainConfig | dict, images=None, *, resume: bool = False, prog
         :class:`diffnotes.data.ImageLoader`), or a ready loader with ``next_batch()``,
         ``state_dict()`` and ``load_state_dict()`` yielding global batches. Default: the
         CIFAR-10 training set (:func:`diffnotes.data.load_cifar10` with ``config.data_root``).
+        A class-conditional network (``num_classes > 0``) also needs the labels: a loader then
+        has ``next_labeled_batch()``.
+    labels : int tensor/array [N], optional
+        Class labels of ``images`` (the CIFAR-10 labels by default), for a class-conditional network.
     resume : bool
         Continue the run in ``config.out_dir`` exactly where its last checkpoint stopped (same
         weights, optimizer, EMA, data order and random numbers: N steps in one go give bitwise
@@ -841,34 +972,49 @@ def train(config: TrainConfig | dict, images=None, *, resume: bool = False, prog
     try:
         # training seeds torch's global generator (dropout); the caller's state is restored after
         with torch.random.fork_rng(devices=[device.index] if device.type == "cuda" else []):
-            return _train(cfg, images, ctx, resume=resume, progress=progress, max_seconds=max_seconds)
+            return _train(cfg, images, labels, ctx, resume=resume, progress=progress, max_seconds=max_seconds)
     finally:
         ctx.close()
 
 
-def _train(cfg: TrainConfig, images, ctx: _Dist, *, resume: bool, progress: bool,
+def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progress: bool,
            max_seconds: float | None) -> TrainResult:
     device, rank, world = ctx.device, ctx.rank, ctx.world
     out_dir = Path(cfg.out_dir)
     state_path = out_dir / "state.pt"
     metrics_path = out_dir / "metrics.jsonl"
     cuda = device.type == "cuda"
-    bf16 = cfg.bf16 and cuda
-    channels_last = cfg.channels_last and cuda
+    bf16 = use_bf16(device, cfg.bf16)
+    channels_last = use_bf16(device, cfg.channels_last)
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of ranks ({world})")
     if state_path.exists() and not resume:
         raise FileExistsError(
             f"{out_dir} already holds a run (state.pt); pass resume=True to continue it, or choose another out_dir"
         )
+    prev_path = out_dir / "state.prev.pt"
+    if resume and not state_path.exists() and prev_path.exists():
+        raise CheckpointDamagedError(f"{state_path} is missing but {prev_path} is there: `mv {prev_path} "
+                                     f"{state_path}` to resume from the previous checkpoint")
+    fresh = not (resume and state_path.exists())
+    conditional = cfg.model_kwargs().get("num_classes", 0) > 0
 
     # --- data ----------------------------------------------------------------------
-    data = _as_images(images, cfg)
+    data, labels = _as_images(images, cfg, labels)
     if isinstance(data, torch.Tensor):
         image_shape = tuple(data.shape[1:])
         num_images = data.shape[0]
-        loader = ImageLoader(data, cfg.batch_size, seed=cfg.seed, flip=cfg.hflip, device=device)
+        if conditional and labels is None:
+            raise ValueError("this network is class-conditional (num_classes > 0): pass labels=... with the images")
+        if conditional and labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < cfg.model_kwargs()["num_classes"]):
+            raise ValueError(f"labels must lie in 0..{cfg.model_kwargs()['num_classes'] - 1}, got values from "
+                             f"{int(labels.min())} to {int(labels.max())}")
+        loader = ImageLoader(data, cfg.batch_size, seed=cfg.seed, flip=cfg.hflip, device=device,
+                             labels=labels if conditional else None)
     else:
+        if conditional and not hasattr(data, "next_labeled_batch"):
+            raise ValueError("this network is class-conditional (num_classes > 0): the loader must have "
+                             "next_labeled_batch() -> (x, y)")
         loader, num_images = data, None
         image_shape = None
     schedule = make_schedule(cfg.schedule, cfg.T)
@@ -886,7 +1032,16 @@ def _train(cfg: TrainConfig, images, ctx: _Dist, *, resume: bool, progress: bool
     model = UNet(**cfg.model_kwargs(image_shape)).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+    if cfg.init_from is not None and fresh:  # weights from elsewhere, a fresh optimizer
+        raw_state, ema_state = _init_weights(cfg.init_from)
+        try:
+            load_weights(model, ema_state)
+            ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+            load_weights(model, raw_state)
+        except ValueError as err:
+            raise ValueError(f"init_from={cfg.init_from!r}: {err}") from None
+    else:
+        ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     # dropout uses torch's global generator, t and eps a dedicated one; both differ per rank
     torch.manual_seed(_derive_seed(cfg.seed, rank, 1))
@@ -894,8 +1049,8 @@ def _train(cfg: TrainConfig, images, ctx: _Dist, *, resume: bool, progress: bool
     step, elapsed = 0, 0.0
 
     # --- resume ----------------------------------------------------------------------
-    if resume and state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if not fresh:
+        state = _load_state(state_path)
         saved = TrainConfig.from_dict(state["config"])
         changed = [f for f in TrainConfig.TRAJECTORY_FIELDS if getattr(saved, f) != getattr(cfg, f)]
         if changed:
@@ -920,6 +1075,10 @@ def _train(cfg: TrainConfig, images, ctx: _Dist, *, resume: bool, progress: bool
             generator.manual_seed(_derive_seed(cfg.seed + step, rank, 2))
         if rank == 0:
             _trim_metrics(metrics_path, step)
+            _rewrite_damaged_weights(out_dir, model, ema, schedule, step, cfg)
+    elif rank == 0:  # the config first, so that a run killed before its first checkpoint resumes with it
+        _write_json(out_dir / "config.json", _checkpoint_config(model, cfg, schedule, step))
+        _trim_metrics(metrics_path, step)  # a new run: no log lines of a run that died before a checkpoint
 
     net: nn.Module = model
     if ctx.active:
@@ -986,15 +1145,17 @@ def _train(cfg: TrainConfig, images, ctx: _Dist, *, resume: bool, progress: bool
                 if interrupted or over_time:
                     reason = "interrupted" if interrupted else "max_seconds"
                     break
-                x_0 = loader.next_batch()
+                x_0, y = loader.next_labeled_batch() if conditional else (loader.next_batch(), None)
                 if ctx.active:
                     x_0 = x_0[rank * local:(rank + 1) * local]
+                    y = y[rank * local:(rank + 1) * local] if y is not None else None
                 x_0 = x_0.to(device, non_blocking=True)
+                y = y.to(device) if y is not None else None
                 if channels_last:
                     x_0 = x_0.contiguous(memory_format=torch.channels_last)
                 loss = train_step(net, x_0, schedule, optimizer,
                                   lr=warmup_lr(step, cfg.lr, cfg.warmup_steps), grad_clip=cfg.grad_clip,
-                                  generator=generator, bf16=bf16)
+                                  generator=generator, bf16=bf16, y=y, p_uncond=cfg.label_dropout)
                 ema.update(model, step)
                 step += 1
                 loss_sum += loss
@@ -1010,5 +1171,7 @@ def _train(cfg: TrainConfig, images, ctx: _Dist, *, resume: bool, progress: bool
     finally:
         bar.close()
     model.eval()
+    if channels_last:  # hand back the network in the ordinary memory format
+        model = model.to(memory_format=torch.contiguous_format)
     return TrainResult(model=model, ema=ema, schedule=schedule, config=cfg, step=step,
                        stop_reason=reason, loss=last_loss, out_dir=out_dir)

@@ -4,10 +4,14 @@ Everything runs on the CPU with a tiny fake ``cifar-10-batches-py`` folder, the 
 preset trained for a few steps, and a tiny TorchScript stand-in for the Inception network.
 """
 import json
+import os
 import pickle
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -326,22 +330,32 @@ def test_fid_errors(trained, tmp_path, capsys, tiny_extractor, monkeypatch):
 # bench
 # ---------------------------------------------------------------------------------------------
 def test_bench_tiny_prints_positive_rates(tmp_path, capsys):
+    from diffnotes._util import use_bf16
+
     out_json = tmp_path / "bench.json"
     code, stdout, err = run(["bench", "--presets", "tiny", "--devices", "cpu", "--batch-size", 2, "--steps", 1,
                              "--warmup", 1, "--sample-steps", 1, "--json", out_json, "--no-progress"], capsys)
     assert code == 0, err
     lines = stdout.splitlines()
     header = lines[0].split()
-    assert header[:2] == ["preset", "device"] and "img/s" in lines[0]
+    assert header[:2] == ["preset", "device"] and "fp32" in lines[0] and "bf16" in lines[0]
     row = next(line for line in lines if line.startswith("tiny"))
     fields = row.split()
     assert fields[:2] == ["tiny", "cpu"] and fields[2].endswith("M") and fields[3] == "2"
-    train_rate, sample_rate, nfe_rate = (float(x) for x in fields[4:7])
+    # side by side: train fp32, bf16, sample fp32, bf16, NFE fp32, bf16 ("-" where bf16 was not run)
+    figs = fields[4:10]
+    train_rate, sample_rate, nfe_rate = float(figs[0]), float(figs[2]), float(figs[4])
     assert train_rate > 0 and sample_rate > 0 and nfe_rate == pytest.approx(sample_rate, rel=1e-3)
     rows = json.loads(out_json.read_text())["rows"]
     from diffnotes.unet import count_parameters, make_unet
 
-    assert len(rows) == 1 and rows[0]["train_img_s"] == pytest.approx(train_rate, rel=1e-3)
+    fast = use_bf16("cpu")
+    assert [r["bf16"] for r in rows] == ([False, True] if fast else [False])
+    assert rows[0]["train_img_s"] == pytest.approx(train_rate, rel=1e-3)
+    if fast:
+        assert rows[1]["train_img_s"] == pytest.approx(float(figs[1]), rel=1e-3)
+    else:
+        assert figs[1] == figs[3] == figs[5] == "-"
     assert rows[0]["params"] == count_parameters(make_unet("tiny"))
 
 
@@ -350,3 +364,96 @@ def test_bench_errors(capsys):
     assert code == 2 and "--presets" in err and "giant" in err
     code, _, err = run(["bench", "--steps", 0], capsys)
     assert code == 2 and "--steps" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# runs that die, and damaged checkpoints
+# ---------------------------------------------------------------------------------------------
+def test_a_run_killed_before_its_first_checkpoint_resumes_with_its_flags(tmp_path, capsys):
+    """kill -9 before any checkpoint: --resume must take the flags the run was started with
+    (from config.json, written at the start), not the defaults (preset small, batch 128, ...)."""
+    folder = make_fake_cifar(tmp_path / "d")
+    out = tmp_path / "B"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffnotes", "train", "--preset", "tiny", "--batch-size", "4", "--lr", "1e-3",
+         "--total-steps", "100000000", "--ckpt-every", "100000000", "--log-every", "1", "--data", str(folder), "--out", str(out),
+         "--device", "cpu", "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "metrics.jsonl").exists():  # training has begun (a log line per step)
+            assert proc.poll() is None, "the training process ended early"
+            assert time.monotonic() < deadline, "the run did not start within 120 s"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (out / "state.pt").exists()  # killed before its first checkpoint
+    code, stdout, err = run(["train", "--out", out, "--resume", "--total-steps", "2", "--no-progress"], capsys)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["step"] == 2
+    assert (config["train"]["preset"], config["train"]["batch_size"], config["train"]["lr"]) == ("tiny", 4, 1e-3)
+
+
+def _truncate(path: Path, keep: int = 100) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+
+
+def test_a_damaged_state_says_which_file_and_goes_back_one_checkpoint(trained, tmp_path, capsys):
+    src, folder = trained
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    code, _, err = run(["train", "--out", out, "--resume", "--total-steps", "4", "--ckpt-every", "1",
+                        "--no-progress", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert torch.load(out / "state.prev.pt", weights_only=True)["step"] == 3  # the checkpoint before the last
+    _truncate(out / "state.pt")
+    code, _, err = run(["train", "--out", out, "--resume", "--total-steps", "5", "--no-progress"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert f"{out / 'state.pt'} is damaged" in err and "state.prev.pt" in err and "mv " in err
+    os.replace(out / "state.prev.pt", out / "state.pt")  # what the message says to do
+    code, stdout, err = run(["train", "--out", out, "--resume", "--total-steps", "5", "--no-progress",
+                             "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["step"] == 5
+
+
+def test_damaged_weights_say_so_and_resume_rewrites_them(trained, tmp_path, capsys):
+    src, _ = trained
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    good = (out / "ema.safetensors").read_bytes()
+    _truncate(out / "ema.safetensors")
+    code, _, err = run(["sample", "--ckpt", out, "--out", tmp_path / "s", "--n", 1, "--steps", 2,
+                        "--no-progress"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert f"{out / 'ema.safetensors'} is damaged" in err and "--resume" in err
+    step = json.loads((out / "config.json").read_text())["step"]
+    with pytest.warns(UserWarning, match="rewritten from state.pt"):
+        code, _, err = run(["train", "--out", out, "--resume", "--total-steps", str(step), "--no-progress",
+                            "--device", "cpu"], capsys)
+    assert code == 0, err
+    from safetensors.torch import load as st_load
+
+    rewritten, before = st_load((out / "ema.safetensors").read_bytes()), st_load(good)
+    assert rewritten.keys() == before.keys() and all(torch.equal(rewritten[k], before[k]) for k in before)
+
+
+def test_sample_with_a_label(tmp_path, capsys):
+    from diffnotes.train import TrainConfig, train
+
+    images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    cfg = TrainConfig(preset="tiny", unet={"num_classes": 3}, total_steps=1, batch_size=4,
+                      out_dir=str(tmp_path / "cond"))
+    train(cfg, images, labels=torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), progress=False)
+    for label in ("2", "cycle"):
+        images_l, z = _sample(tmp_path / "cond", tmp_path / f"s{label}", capsys, "--n", 3, "--steps", 2,
+                              "--label", label)
+        assert images_l.shape == (3, 3, 32, 32) and int(z["label"]) == (2 if label == "2" else -2)
+    code, _, err = run(["sample", "--ckpt", tmp_path / "cond", "--out", tmp_path / "bad", "--label", "3",
+                        "--n", 1, "--steps", 2, "--no-progress"], capsys)
+    assert code == 2 and "0..2" in err
+    code, _, err = run(["sample", "--ckpt", tmp_path / "cond", "--label", "x", "--n", 1], capsys)
+    assert code == 2 and "class index" in err

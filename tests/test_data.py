@@ -636,3 +636,20 @@ def test_save_grid_png_and_npz_roundtrip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["s.npz", "sub"]  # no temporary files left
     with pytest.raises(ValueError, match="to_uint8"):
         data.save_grid_png(imgs.float(), tmp_path / "g.png")
+
+
+def test_image_loader_labels_follow_their_images():
+    """next_labeled_batch gives the same image sequence as next_batch, each with its own label."""
+    images = torch.arange(10, dtype=torch.uint8).reshape(10, 1, 1, 1).expand(10, 3, 2, 2).contiguous() * 20
+    labels = torch.arange(10) % 4
+    a = data.ImageLoader(images, 3, seed=1, flip=False, labels=labels)
+    b = data.ImageLoader(images, 3, seed=1, flip=False)
+    for _ in range(7):  # across epoch boundaries
+        x, y = a.next_labeled_batch()
+        assert torch.equal(x, b.next_batch())
+        index = torch.round((x[:, 0, 0, 0] + 1) * 127.5 / 20).long()  # which image each row is
+        assert torch.equal(y, labels[index])
+    with pytest.raises(ValueError, match="no labels"):
+        b.next_labeled_batch()
+    with pytest.raises(ValueError, match="one per image"):
+        data.ImageLoader(images, 3, labels=labels[:5])

@@ -229,7 +229,7 @@ def test_train_writes_checkpoints_and_metrics(tmp_path, images):
     assert (r.step, r.stop_reason) == (7, "done")
     out = tmp_path / "run"
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "ema.safetensors", "metrics.jsonl", "model.safetensors", "state.pt"]
+        "config.json", "ema.safetensors", "metrics.jsonl", "model.safetensors", "state.prev.pt", "state.pt"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [2, 4, 6, 7]
     assert all(set(row) == {"step", "loss", "lr", "img_per_s", "time"} for row in rows)
@@ -337,8 +337,10 @@ def test_checkpoint_crash_keeps_the_last_good_state(tmp_path, images, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(tmp_path, total_steps=4), images, progress=False, resume=True)
     monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temporary files left
+    # no temporary files left; the previous checkpoint was kept before the write began
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(before) | {"state.prev.pt"})
     assert (tmp_path / "state.pt").read_bytes() == before["state.pt"]
+    assert (tmp_path / "state.prev.pt").read_bytes() == before["state.pt"]
     state = torch.load(tmp_path / "state.pt", weights_only=True)
     assert state["step"] == 2
 
@@ -442,8 +444,9 @@ def _ddp_worker(rank, world, port, out_dir, images, result_dir):
     if sys.platform.startswith("linux"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
-    r = train(_cfg(out_dir, total_steps=2, dropout=0.0, ckpt_every=1, log_every=1),
-              images, progress=False, device="cpu")
+    # float32, as the single-process reference below computes (bf16 would be used on a bf16 CPU)
+    r = train(_cfg(out_dir, total_steps=2, dropout=0.0, ckpt_every=1, log_every=1, bf16=False,
+                   channels_last=False), images, progress=False, device="cpu")
     torch.save({"model": r.model.state_dict(), "ema": r.ema.state_dict()},
                os.path.join(result_dir, f"rank{rank}.pt"))
 
@@ -475,7 +478,7 @@ def test_ddp_two_processes_gloo(tmp_path, images):
 
     # the same two steps in one process: each rank's half of the global batch with that
     # rank's noise, gradients averaged (float32 sums in another order: close, not bitwise)
-    cfg = _cfg(out, total_steps=2, dropout=0.0)
+    cfg = _cfg(out, total_steps=2, dropout=0.0, bf16=False, channels_last=False)
     torch.manual_seed(cfg.seed)
     model = tr.UNet(**cfg.model_kwargs((3, 8, 8)))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -516,3 +519,99 @@ def test_save_checkpoint_toy_mlp_with_a_custom_schedule(tmp_path):
     with pytest.raises(ValueError, match="UNet or ToyMLP"):
         tr.save_checkpoint(tmp_path, model=torch.nn.Linear(2, 2), ema=None, schedule=sched, step=0)
     assert (tmp_path / "model.safetensors").read_bytes() == before  # nothing was overwritten
+
+
+# --------------------------------------------------------------------------- class labels, init_from
+def _cond_cfg(out_dir, **kw):
+    return _cfg(out_dir, unet={"ch": 16, "num_groups": 8, "num_classes": 3}, **kw)
+
+
+LABELS = torch.tensor([0, 1, 2] * 4)
+
+
+def test_train_step_drops_labels_with_probability_p_uncond():
+    """p_uncond = 1 trains only the "no label" class, p_uncond = 0 only the given labels: each gives
+    the same update as passing those labels directly; in between, about p of them are dropped."""
+    sched = make_schedule("linear")
+    x = torch.rand(6, 3, 8, 8) * 2 - 1
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+
+    def step(labels, p):
+        torch.manual_seed(0)
+        net = make_unet("tiny", ch=16, num_groups=8, num_classes=3)
+        with torch.no_grad():
+            for w in net.parameters():  # the zero-initialised layers (class embedding, output convs) made
+                if not w.any():  # the output independent of the label: distinct labels must change it
+                    w.normal_(std=0.1)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        loss = train_step(net, x, sched, opt, generator=torch.Generator().manual_seed(1), y=labels, p_uncond=p)
+        return float(loss), net.conv_in.weight.detach().clone()
+
+    null = torch.full_like(y, 3)
+    for p, direct in ((1.0, null), (0.0, y)):
+        loss_p, w_p = step(y, p)
+        loss_d, w_d = step(direct, 0.0)
+        assert loss_p == loss_d and torch.equal(w_p, w_d)
+    assert step(y, 1.0)[0] != step(y, 0.0)[0]
+    # the dropped fraction: the draws are the generator's uniforms after t and eps
+    g = torch.Generator().manual_seed(5)
+    seen = []
+    net = make_unet("tiny", ch=16, num_groups=8, num_classes=3)
+
+    class Spy(torch.nn.Module):
+        def forward(self, x_t, t, labels):
+            seen.append(labels.clone())
+            return net(x_t, t, labels)
+
+    big = torch.zeros(4000, 3, 8, 8)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    spy = Spy()
+    spy.null_class = 3
+    train_step(spy, big, sched, opt, generator=g, y=torch.zeros(4000, dtype=torch.long), p_uncond=0.1)
+    frac = float((seen[0] == 3).float().mean())
+    assert abs(frac - 0.1) < 4 * math.sqrt(0.1 * 0.9 / 4000)  # within 4 standard errors
+
+
+def test_class_conditional_training_uses_the_labels(tmp_path, images):
+    r = train(_cond_cfg(tmp_path / "c", total_steps=3, label_dropout=0.5), images, labels=LABELS, progress=False)
+    assert r.model.num_classes == 3
+    assert r.model.class_emb.weight.abs().sum() > 0  # the labels' embeddings were trained
+    loaded = load_checkpoint(tmp_path / "c")
+    assert loaded.num_classes == 3 and loaded.config["model"]["kwargs"]["num_classes"] == 3
+    with pytest.raises(ValueError, match="labels"):
+        train(_cond_cfg(tmp_path / "d"), images, progress=False)  # images without labels
+    with pytest.raises(ValueError, match="0..2"):
+        train(_cond_cfg(tmp_path / "e"), images, labels=LABELS + 1, progress=False)
+
+
+def test_init_from_a_run_a_file_and_an_unconditional_checkpoint(tmp_path, images):
+    src = train(_cfg(tmp_path / "src", total_steps=3, dropout=0.0), images, progress=False)
+    raw, ema = _state(src), dict(src.ema.shadow)
+    # a run folder: raw weights start the model, EMA weights the average; the optimizer is fresh
+    r = train(_cfg(tmp_path / "a", total_steps=0, dropout=0.0, init_from=str(tmp_path / "src")), images,
+              progress=False)
+    _assert_bitwise_equal(_state(r), raw)
+    _assert_bitwise_equal(dict(r.ema.shadow), ema)
+    assert r.step == 0 and not torch.load(tmp_path / "a" / "state.pt", weights_only=True)["optimizer"]["state"]
+    # a .safetensors file: both from it
+    r = train(_cfg(tmp_path / "b", total_steps=0, dropout=0.0, init_from=str(tmp_path / "src" / "ema.safetensors")),
+              images, progress=False)
+    _assert_bitwise_equal(_state(r), ema)
+    # an unconditional checkpoint starts a class-conditional network computing the same function
+    r = train(_cond_cfg(tmp_path / "c", total_steps=0, dropout=0.0, init_from=str(tmp_path / "src")), images,
+              labels=LABELS, progress=False)
+    x, t = torch.randn(3, 3, 8, 8), torch.tensor([1, 500, 999])
+    with torch.no_grad():
+        base = load_checkpoint(tmp_path / "src", ema=False)(x, t)
+        for y in (torch.tensor([0, 1, 2]), None):
+            torch.testing.assert_close(r.model(x, t, y), base, rtol=1e-5, atol=1e-6)
+    # resuming a run started with init_from uses its own state, not the source again
+    r2 = train(_cond_cfg(tmp_path / "c", total_steps=2, dropout=0.0, init_from=str(tmp_path / "src")), images,
+               labels=LABELS, progress=False, resume=True)
+    assert r2.step == 2
+    # errors: nothing there, another architecture
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        train(_cfg(tmp_path / "x", init_from=str(tmp_path / "nothing")), images, progress=False)
+    with pytest.raises(ValueError, match="do not fit"):
+        train(_cfg(tmp_path / "y", unet={"ch": 32, "num_groups": 8}, init_from=str(tmp_path / "src")), images,
+              progress=False)
