@@ -822,6 +822,7 @@ def _cmd_fid(args) -> int:
         "samples": source, "ref": ref_name, "ref_n": int(ref.get("n", 0)) or None,
         "seconds": time.perf_counter() - t0, "sample_seconds": meta.get("sample_seconds"),
         "device": device, "sample_device": meta.get("device"), "method": args.method,
+        "label": meta.get("label"), "bf16": meta.get("bf16"),
         "extractor": str(fid.inception_path()),
     }
     if args.json is not None:
