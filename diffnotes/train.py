@@ -872,8 +872,8 @@ def _init_weights(source: str) -> tuple[dict, dict]:
     """``(raw, ema)`` weight dicts (float32) that ``init_from=source`` starts a run from."""
     path = Path(source).expanduser()
     if path.is_dir():
-        files = [path / "model.safetensors", path / "ema.safetensors"]
-        files = [f if f.exists() else g for f, g in (files, files[::-1])]
+        raw, ema = path / "model.safetensors", path / "ema.safetensors"
+        files = [raw if raw.exists() else ema, ema if ema.exists() else raw]  # either may stand in for the other
     elif path.suffix == ".safetensors":
         files = [path, path]
     elif re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", source) and (PRETRAINED_DIR / f"{source}.safetensors").exists():
@@ -997,7 +997,8 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
         raise CheckpointDamagedError(f"{state_path} is missing but {prev_path} is there: `mv {prev_path} "
                                      f"{state_path}` to resume from the previous checkpoint")
     fresh = not (resume and state_path.exists())
-    conditional = cfg.model_kwargs().get("num_classes", 0) > 0
+    num_classes = cfg.model_kwargs().get("num_classes", 0)
+    conditional = num_classes > 0
 
     # --- data ----------------------------------------------------------------------
     data, labels = _as_images(images, cfg, labels)
@@ -1006,9 +1007,9 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
         num_images = data.shape[0]
         if conditional and labels is None:
             raise ValueError("this network is class-conditional (num_classes > 0): pass labels=... with the images")
-        if conditional and labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < cfg.model_kwargs()["num_classes"]):
-            raise ValueError(f"labels must lie in 0..{cfg.model_kwargs()['num_classes'] - 1}, got values from "
-                             f"{int(labels.min())} to {int(labels.max())}")
+        if conditional and labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
+            raise ValueError(f"labels must lie in 0..{num_classes - 1}, got values from {int(labels.min())} to "
+                             f"{int(labels.max())}")
         loader = ImageLoader(data, cfg.batch_size, seed=cfg.seed, flip=cfg.hflip, device=device,
                              labels=labels if conditional else None)
     else:

@@ -615,3 +615,21 @@ def test_init_from_a_run_a_file_and_an_unconditional_checkpoint(tmp_path, images
     with pytest.raises(ValueError, match="do not fit"):
         train(_cfg(tmp_path / "y", unet={"ch": 32, "num_groups": 8}, init_from=str(tmp_path / "src")), images,
               progress=False)
+
+
+def test_the_shipped_default_model():
+    """diffnotes.pretrained() with no argument: the class-conditional 'cpu' preset, trained (its class
+    embeddings are no longer zero, so the labels change its prediction)."""
+    import diffnotes
+    from diffnotes.unet import PRESETS, count_parameters
+
+    m = diffnotes.pretrained()
+    assert tr.DEFAULT_MODEL == "cifar10-cpu" and m.config["dtype"] == "bfloat16"
+    kwargs = m.config["model"]["kwargs"]
+    assert {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items() if k in PRESETS["cpu"]} == PRESETS["cpu"]
+    assert count_parameters(m) == 2_737_507 and m.num_classes == 10 and not m.training
+    assert m.class_emb.weight.abs().amax(1).min() > 0  # every class (and "no label") was trained
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        eps_null, eps_cat = m(x, 500), m(x, 500, 3)
+    assert eps_null.shape == x.shape and (eps_null - eps_cat).abs().max() > 1e-3
