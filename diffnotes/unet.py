@@ -434,7 +434,7 @@ def load_weights(model: nn.Module, state: dict) -> list[str]:
 class BF16Autocast(nn.Module):
     """Runs a network under bfloat16 autocast with channels-last activations, and returns its
     output in the input's dtype: the fast way to evaluate a network on a GPU or on a CPU with
-    native bf16 (about 4x float32 for the ``cpu`` preset on a 2-core AVX-512 BF16 CPU).
+    native bf16 (about 1.7x float32 for the ``cpu`` preset on a 2-core AVX-512 BF16 CPU, ``bench``).
 
     The wrapped network is ``.inner``; ``.schedule``, ``.config`` and ``.num_classes`` are
     passed through. Outputs differ from float32 by bf16 rounding (relative error about 1e-2,

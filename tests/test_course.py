@@ -39,3 +39,10 @@ def test_paired_gap():
     assert mean == pytest.approx(1.5) and se == pytest.approx(math.sqrt(1 / 3) / 2)
     with pytest.raises(ValueError, match="paired"):
         course.paired_gap(torch.tensor([1.0]), torch.tensor([0.0]))
+
+
+def test_model_card_fid_tables(tmp_path):
+    card = tmp_path / "CARD.md"
+    card.write_text("# card\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\ntext\n\n| samples | FID |\n|---|---|\n| x | 3.0 |\n")
+    assert course.model_card_fid_tables(card) == ["| samples | FID |\n|---|---|\n| x | 3.0 |"]
+    assert course.model_card_fid_tables(tmp_path / "missing.md") == []
