@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from pathlib import Path
@@ -137,6 +138,7 @@ class CountingModel:
         return self.model(x, t)
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), so that bf16
     autocast is faster than float32 there. Elsewhere autocast would emulate bf16 and be slower."""
