@@ -127,7 +127,7 @@ def load_model(ckpt: str | None = None, *, device="cpu", ema: bool = True, bf16:
 def _load_model(ckpt, *, device, ema):
     from . import train as _train
 
-    ckpt = _train.DEFAULT_MODEL if ckpt is None else ckpt
+    ckpt = DEFAULT_MODEL if ckpt is None else ckpt
     path = Path(ckpt).expanduser()
     if path.exists():
         return _train.load_checkpoint(path, ema=ema, device=device)

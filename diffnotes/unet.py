@@ -244,7 +244,7 @@ class UNet(nn.Module):
         is then both conditional and unconditional, as classifier-free guidance needs (Ho &
         Salimans 2022). The embedding table starts at zero, so before any conditional
         training the network computes the same function for every label: an unconditional
-        checkpoint loaded into it (:func:`load_unconditional`) is unchanged.
+        checkpoint loaded into it (:func:`load_weights`) is unchanged.
     """
 
     def __init__(
@@ -475,7 +475,7 @@ PRESETS: dict[str, dict] = {
     # trains on a CPU in minutes (the live demo); 0.65M parameters
     "tiny": dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), dropout=0.1, num_groups=8),
     # the shipped CIFAR-10 model (diffnotes.pretrained()), sized to train on a 2-core CPU
-    # (about 150 img/s with bf16); class-conditional with a "no label" class; 2.74M parameters
+    # (about 96 img/s with bf16 in `bench`); class-conditional with a "no label" class; 2.74M parameters
     "cpu": dict(ch=32, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(8,), dropout=0.0, num_groups=8,
                 num_classes=10),
     # a wider network for a GPU; 6.47M parameters, 13 MB in bf16
