@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass
 from types import MappingProxyType, SimpleNamespace
 from typing import Callable, Mapping, Sequence
@@ -55,6 +56,7 @@ __all__ = [
     "ddim_coefficients",
     "ddim_sigma_eta",
     "ddim_sigma_eta1_is_beta_tilde",
+    "ddim_noise_matching_ddpm",
     "ddim_as_euler_ode",
     "gaussian_kl",
     "check_against",
@@ -124,11 +126,64 @@ def _latex(expr) -> str:
     return sp.latex(expr, symbol_names=names)
 
 
+# Code names in labels -> LaTeX (longest first, so alpha_bar wins over alpha).
+_LABEL_NAMES = (
+    ("alpha_bar", r"\bar\alpha"), ("beta_tilde", r"\tilde\beta_t"), ("alpha", r"\alpha"),
+    ("beta", r"\beta"), ("sigma", r"\sigma"), ("eps", r"\epsilon"), ("eta", r"\eta"), ("mu", r"\mu"),
+)
+_LABEL_WORDS = {name for name, _ in _LABEL_NAMES} | {"sqrt", "log", "coef"}
+
+
+def _label_math(token: str) -> str | None:
+    """The LaTeX of one label token that is a formula (``x_{t-1}^2``, ``sqrt(alpha_bar_{t-1})``),
+    or None when it is a plain word (then it stays text)."""
+    if token.count("{") != token.count("}"):
+        return None
+    words = re.findall(r"[A-Za-z]+", re.sub(r"alpha_bar|beta_tilde", "alpha", token))
+    if not words or not all(len(w) == 1 or w in _LABEL_WORDS for w in words):
+        return None
+    if not ("_" in token or "^" in token or any(w in _LABEL_WORDS for w in words)):
+        return None
+    out = token
+    out = re.sub(r"sqrt\(([^()]*)\)", r"\\sqrt{\1}", out)
+    for name, tex in _LABEL_NAMES:
+        out = re.sub(rf"(?<![A-Za-z\\]){name}(?![A-Za-z])", lambda _m, tex=tex: tex + " ", out)
+    out = re.sub(r"(?<![A-Za-z\\])coef(?=\()", r"\\operatorname{coef}", out)
+    out = re.sub(r"(?<![A-Za-z\\])log(?![A-Za-z])", r"\\log ", out)
+    return re.sub(r" (?=[_^(){},\[\]])", "", out).strip()
+
+
 def _latex_text(label: str) -> str:
-    """Escape a plain-text label for ``\\text{...}``."""
-    for char in "\\{}_^&%$#":
-        label = label.replace(char, "\\" + char if char not in "\\^" else " ")
-    return label
+    r"""A plain-text step label as LaTeX (math mode): words in ``\text{...}``, formulas as math.
+
+    ``"coefficient of x_{t-1}^2"`` becomes ``\text{coefficient of }x_{t-1}^2``: the exponent is
+    typeset as an exponent (in ``\text{}`` a ``^`` is an error in LaTeX and KaTeX, and used to be
+    dropped here, which printed "x_{t-1} 2"). A token counts as a formula when it has a ``_`` or
+    ``^`` (or names a Greek code symbol such as ``alpha_bar`` or ``eps``) and its letters are
+    single-letter symbols or known code names; code names become the paper's symbols. Anything
+    else is text, with LaTeX's special characters escaped.
+    """
+    def text(chunk: str) -> str:
+        for char in "\\{}_&%$#":
+            chunk = chunk.replace(char, "\\" + char if char != "\\" else r"\backslash ")
+        chunk = chunk.replace("^", r"\^{}")
+        return rf"\text{{{chunk}}}"
+
+    pieces, pending = [], ""
+    for part in re.split(r"(\s+)", label):
+        tex = _label_math(part) if part.strip() else None
+        if tex is None:
+            pending += part
+            continue
+        if pending:
+            pieces.append(text(pending))
+            pending = ""
+        if pieces and not pieces[-1].startswith(r"\text"):
+            pieces.append(r"\ ")
+        pieces.append(tex)
+    if pending:
+        pieces.append(text(pending))
+    return "".join(pieces)
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +232,7 @@ class Derivation:
         rows += [(f"result {key}", e) for key, e in self.result.items()]
         rows += [(f"{self.source}, {key}", e) for key, e in self.expected.items()]
         rows += [(f"residual {key}", e) for key, e in self.residual.items()]
-        lines = [rf"\text{{{_latex_text(label)}}}: &\quad {_latex(e)}" for label, e in rows]
+        lines = [rf"{_latex_text(label)}: &\quad {_latex(e)}" for label, e in rows]
         return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
 
     def _repr_latex_(self) -> str:
@@ -611,7 +666,7 @@ def ddim_sigma_eta1_is_beta_tilde() -> Derivation:
     Song et al. 2021, sec. 4.3. Chapter 3.
     """
     S = paper_symbols()
-    sig1 = ddim_sigma_eta().result["sigma"].subs(S.eta, 1)
+    sig1 = ddim_sigma_eta().expected["sigma"].subs(S.eta, 1)  # the paper's printed eq. 16
     dd = ddim_coefficients()
     k1, m1 = dd.result["k"].subs(S.sigma, sig1), dd.result["m"].subs(S.sigma, sig1)
     post = posterior_by_completing_square()
@@ -625,6 +680,56 @@ def ddim_sigma_eta1_is_beta_tilde() -> Derivation:
         result={"sigma_squared": sp.simplify(sig1 ** 2), "k": k1, "m": m1},
         expected={"sigma_squared": post.expected["beta_tilde"], "k": post.expected["c0"],
                   "m": post.expected["ct"]},
+        steps=steps, relations=_ddim_relations(),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def ddim_noise_matching_ddpm() -> Derivation:
+    r"""The noise level that turns the DDIM step into the DDPM posterior, solved for.
+
+    Nothing about :math:`\eta` is assumed. The three unknowns :math:`k, m, s = \sigma_t^2` of
+    :math:`q_\sigma(x_{t-1}\mid x_t,x_0) = N(k x_0 + m x_t, s)` must satisfy the two
+    marginal-matching equations of :func:`ddim_coefficients` and, third, give :math:`x_t` the
+    weight it has in the DDPM posterior mean, :math:`m = c_t` (:func:`posterior_by_completing_square`):
+
+    .. math::
+        k + m\sqrt{\bar\alpha_t} = \sqrt{\bar\alpha_{t-1}},\quad
+        m^2(1-\bar\alpha_t) + s = 1-\bar\alpha_{t-1},\quad
+        m = \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}
+        \ \Longrightarrow\ s = \tilde\beta_t,\ k = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}
+
+    The unique solution is the posterior variance, and :math:`k` comes out as the posterior's
+    :math:`x_0` weight without being asked for: the DDPM posterior is the member of the DDIM family
+    with :math:`\sigma_t^2 = \tilde\beta_t`, which eq. 16 writes as :math:`\eta = 1`
+    (Song et al. 2021, sec. 4.1; Ho et al. 2020, eq. 7). Chapter 3.
+
+    Returns
+    -------
+    Derivation
+        ``result["sigma_squared"]``, ``result["k"]`` in :math:`(\bar\alpha_t, \bar\alpha_{t-1})`.
+    """
+    S = paper_symbols()
+    ab, abp, k, m = S.alpha_bar_t, S.alpha_bar_prev, S.k, S.m
+    s2 = sp.Symbol("s", real=True)  # sigma_t^2, unknown
+    post = posterior_by_completing_square()
+    eq_mean = _eq(k + m * sp.sqrt(ab), sp.sqrt(abp))
+    eq_var = _eq(m ** 2 * (1 - ab) + s2, 1 - abp)
+    eq_post = _eq(m, post.result["ct"])
+    roots = sp.solve([e.lhs - e.rhs for e in (eq_mean, eq_var, eq_post)], [k, m, s2], dict=True)
+    if len(roots) != 1:  # pragma: no cover - linear in k and s once m is fixed
+        raise RuntimeError(f"expected one solution, got {roots}")
+    root = roots[0]
+    steps = [
+        ("mean matches sqrt(alpha_bar_{t-1}) x_0", eq_mean),
+        ("variance matches 1 - alpha_bar_{t-1}", eq_var),
+        ("x_t weight of the DDPM posterior mean", eq_post),
+        ("solution (k, m, sigma_t^2)", sp.Tuple(root[k], root[m], root[s2])),
+    ]
+    return _derivation(
+        "the DDIM noise level that reproduces the DDPM posterior", "Ho et al. 2020, eq. 7",
+        result={"sigma_squared": root[s2], "k": root[k]},
+        expected={"sigma_squared": post.expected["beta_tilde"], "k": post.expected["c0"]},
         steps=steps, relations=_ddim_relations(),
     )
 

@@ -21,7 +21,7 @@ dimensions (the negative log-likelihood of the whole sample). They differ by the
 Index convention (see CONTRIBUTING.md): code index ``t = 0 .. T-1`` is the paper's step
 ``1 .. T``; the first step (``t == 0``) is the one where :math:`\bar\alpha_{t-1} = 1`.
 
-Chapters 2 (L_simple), 4 (the loss: Gaussian KL, VLB terms, discretised decoder),
+Chapters 2 (L_simple and the loss: Gaussian KL, VLB terms, discretised decoder),
 5 (denoising score matching) and 6 (improved DDPM: learned variances, the hybrid loss,
 importance sampling of t, bits/dim).
 """
@@ -159,7 +159,7 @@ def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
     The standard closed form (e.g. Kingma & Welling 2014, appendix B), as used by Ho et al. 2020,
     eq. 5-8. Written as :math:`\tfrac12(\mathrm{expm1}(d) - d + (\mu_1-\mu_2)^2 e^{-\log\sigma_2^2})`
     with :math:`d = \log\sigma_1^2 - \log\sigma_2^2`, which is exactly 0 for equal Gaussians and
-    keeps full relative precision when the variances are close. Chapter 4.
+    keeps full relative precision when the variances are close. Chapter 2.
 
     The arguments broadcast against each other (tensors or numbers); the result has their
     broadcast shape, in nats, one value per element (sum it for a multivariate diagonal KL).
@@ -196,7 +196,7 @@ def approx_standard_normal_cdf(x: torch.Tensor) -> torch.Tensor:
     original DDPM and improved-DDPM code compute their discretised decoder with it. Its absolute
     error is below :math:`2\cdot 10^{-4}` everywhere, but its relative error in the tails is
     large, so :func:`discretized_gaussian_log_likelihood` uses the exact :math:`\Phi` instead.
-    Kept for comparison with those numbers. Chapter 6.
+    Kept for comparison with those numbers (no chapter uses it).
     """
     return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
@@ -243,7 +243,7 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, *, means, log_scales) -
 
     Ho et al. 2020, sec. 3.3 (eq. 13): data are the integers 0..255 scaled to [-1, 1], each value
     owns a bin of width 2/255, and the two edge bins extend to :math:`\pm\infty`, so the 256
-    probabilities sum to one for any :math:`\mu, \sigma`. Chapters 4 and 6 (bits/dim).
+    probabilities sum to one for any :math:`\mu, \sigma`. Chapters 2 and 6.
 
     Numerics: the exact :math:`\Phi` is used through ``torch.special.log_ndtr`` and ``erf``, with
     intervals in a tail computed as :math:`\log\Phi(b) + \log(1-\Phi(a)/\Phi(b))` after mirroring,
@@ -290,7 +290,7 @@ def prior_kl(x_0: torch.Tensor, alpha_bar_T, *, unit: str = "bpd") -> torch.Tens
     .. math:: L_T = D_{KL}\big(N(\sqrt{\bar\alpha_T}\,x_0,\ (1-\bar\alpha_T) I)\ \|\ N(0, I)\big)
 
     Ho et al. 2020, eq. 5. It has no parameters, so it is constant during training, but it is
-    part of the bound (and of the bits/dim of chapter 6). Returns shape ``[B]`` in ``unit``. Chapter 4.
+    part of the bound (and of the bits/dim of chapter 2). Returns shape ``[B]`` in ``unit``. Chapter 2.
     """
     check_batch("x_0", x_0)
     _check_choice("unit", unit, _UNITS)
@@ -311,7 +311,7 @@ def posterior_kl(x_0, x_t, alpha_bar_t, alpha_bar_prev, beta_t, *, model_mean, m
 
     Ho et al. 2020, eq. 5-8. Valid for every step except the first (code index ``t == 0``, where
     :math:`\bar\alpha_{t-1} = 1` and :math:`\tilde\beta_t = 0`); there the bound's term is
-    :func:`decoder_nll`, and :func:`vlb_term` picks the right one. Chapter 4.
+    :func:`decoder_nll`, and :func:`vlb_term` picks the right one. Chapter 2.
 
     Parameters
     ----------
@@ -347,7 +347,7 @@ def decoder_nll(x_0, *, model_mean, model_log_variance, unit: str = "bpd") -> to
 
     Ho et al. 2020, eq. 13 (see :func:`discretized_gaussian_log_likelihood`; the scale is
     :math:`\sigma_1 = \exp(\tfrac12 \log\sigma_1^2)`). ``x_0`` must be 8-bit data in [-1, 1].
-    Returns shape ``[B]`` in ``unit``. Chapter 4.
+    Returns shape ``[B]`` in ``unit``. Chapter 2.
     """
     check_batch("x_0", x_0)
     check_same_shape("model_mean", model_mean, "x_0", x_0)
@@ -367,7 +367,7 @@ def vlb_term(x_0, x_t, t, *, model_mean, model_log_variance, schedule, unit: str
     Ho et al. 2020, eq. 5; with ``t`` uniform, :math:`T\cdot L^{(t)}` is an unbiased estimate of
     :math:`\sum_t L^{(t)}` (Nichol & Dhariwal 2021, sec. 3.1). Each sample is dispatched to
     :func:`decoder_nll` or :func:`posterior_kl` (no ``where`` over both, so no NaN gradient from
-    the undefined branch). ``x_0`` must be 8-bit data in [-1, 1] for every sample. Chapters 4, 6.
+    the undefined branch). ``x_0`` must be 8-bit data in [-1, 1] for every sample. Chapters 2, 6.
 
     Parameters
     ----------
@@ -431,15 +431,15 @@ def vlb(model, x_0: torch.Tensor, *, schedule, variance: str = "beta_tilde", gen
     Ho et al. 2020, eq. 5, evaluated the way bits/dim are reported (Nichol & Dhariwal 2021, sec. 3):
     for every step one :math:`x_t \sim q(x_t\mid x_0)` is drawn and the exact term
     :func:`vlb_term` is computed, so the total is an unbiased one-sample estimate of the bound.
-    It costs ``T`` model calls: meant for small ``T``, tests and chapter 6. Wrap it in
+    It costs ``T`` model calls: meant for small ``T``, tests and chapter 2. Wrap it in
     ``torch.no_grad()`` for evaluation.
 
     Parameters
     ----------
     model : callable
         ``model(x_t, t) -> eps_hat`` with ``t`` the original indices (``schedule.original_t``);
-        for ``variance="learned"`` it returns ``(eps_hat, v)`` with ``v`` in [-1, 1]
-        (see :func:`learned_log_variance`).
+        for ``variance="learned"`` it returns ``(eps_hat, v)`` with ``v`` any finite real
+        (``v = -1`` / ``1`` give :math:`\tilde\beta_t` / :math:`\beta_t`; see :func:`learned_log_variance`).
     x_0 : torch.Tensor, shape [B, ...]
         8-bit data in [-1, 1].
     schedule : Schedule
@@ -531,25 +531,29 @@ def dsm_loss(score_hat, x_t, x_0, alpha, sigma, *, weighting: str = "sigma2", re
 
 # --------------------------------------------------------------------------- improved DDPM
 def learned_log_variance(v, beta_t, beta_tilde_t) -> torch.Tensor:
-    r"""The learned reverse-process log-variance, interpolated between :math:`\tilde\beta_t` and :math:`\beta_t`.
+    r"""The learned reverse-process log-variance: log-space interpolation of :math:`\tilde\beta_t` and :math:`\beta_t`.
 
     .. math::
-        \log\Sigma_\theta(x_t, t) = f\log\beta_t + (1-f)\log\tilde\beta_t,
-        \qquad f = \frac{v+1}{2}
+        \log\Sigma_\theta(x_t, t) = w\log\beta_t + (1-w)\log\tilde\beta_t,
+        \qquad w = \frac{v+1}{2}
 
-    Nichol & Dhariwal 2021, eq. 15. Convention: the paper writes the interpolation with
-    :math:`v \in [0, 1]`; here, as in their code, the network output :math:`v \in [-1, 1]` is mapped
-    to :math:`f = (v+1)/2 \in [0, 1]`, so ``v = -1`` gives :math:`\tilde\beta_t`, ``v = 0`` the
-    geometric mean :math:`\sqrt{\beta_t\tilde\beta_t}` and ``v = 1`` gives :math:`\beta_t`.
-    ``v`` outside [-1, 1] raises (it would extrapolate beyond the interval
-    :math:`[\tilde\beta_t, \beta_t]`); end the network with a ``tanh`` if it can overshoot.
-    :math:`\tilde\beta_t` must be > 0: at the first step pass the second step's value, as the
-    reference code does. Chapter 6.
+    Nichol & Dhariwal 2021, eq. 15, where the weight is called :math:`v`. Convention: as in their
+    code, the network output ``v`` is mapped to the weight :math:`w = (v+1)/2`, so ``v = -1`` gives
+    :math:`\tilde\beta_t`, ``v = 0`` the geometric mean :math:`\sqrt{\beta_t\tilde\beta_t}` and
+    ``v = 1`` gives :math:`\beta_t`. The paper puts no constraint on its weight (sec. 3.1), and
+    neither does this function: any finite real ``v`` is accepted. Outside [-1, 1] (a weight
+    outside [0, 1]) the interpolation extrapolates and the variance lies outside
+    :math:`[\tilde\beta_t, \beta_t]`, but it is still :math:`\exp` of a finite number, a valid
+    positive variance. ``v`` holding NaN or
+    infinity raises. :math:`\tilde\beta_t` must be > 0: at the first step pass the second step's
+    value, as the reference code does. Chapter 6.
 
     Parameters
     ----------
     v : torch.Tensor, shape [B, ...]
+        Any finite real values.
     beta_t, beta_tilde_t : float or tensor [B] (or shaped like ``v``)
+        Both in (0, 1].
 
     Returns
     -------
@@ -557,7 +561,7 @@ def learned_log_variance(v, beta_t, beta_tilde_t) -> torch.Tensor:
     """
     if not isinstance(v, torch.Tensor) or not v.dtype.is_floating_point:
         raise ValueError("v must be a floating-point torch.Tensor")
-    check_range("v", v.detach(), -1.0, 1.0)
+    check_finite("v", v.detach())
     check_range("beta_t", beta_t, 0.0, 1.0, low_open=True)
     check_range("beta_tilde_t", beta_tilde_t, 0.0, 1.0, low_open=True)
     frac = (v + 1.0) / 2.0
@@ -586,7 +590,8 @@ def hybrid_loss(eps_hat, v, eps, x_0, x_t, t, schedule, lambda_vlb: float = 0.00
     Parameters
     ----------
     eps_hat, v : torch.Tensor, shape [B, ...]
-        The network's two outputs: predicted noise and variance interpolation in [-1, 1].
+        The network's two outputs: predicted noise and the variance interpolation ``v`` (any finite
+        real; [-1, 1] spans :math:`[\tilde\beta_t, \beta_t]`, see :func:`learned_log_variance`).
     eps, x_0, x_t : torch.Tensor, shape [B, ...]
         True noise, 8-bit data in [-1, 1] and :math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon`.
     t : LongTensor [B]

@@ -24,6 +24,7 @@ __all__ = [
     "respace",
     "uniform_timesteps",
     "quadratic_timesteps",
+    "random_timesteps",
     "make_timesteps",
 ]
 
@@ -234,6 +235,42 @@ def quadratic_timesteps(T: int, S: int) -> torch.Tensor:
             f"use at most {s_max} steps or uniform spacing"
         )
     return ts.flip(0)
+
+
+def random_timesteps(T: int, S: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""``S`` distinct indices of a ``T``-step schedule drawn at random, in decreasing order.
+
+    DDIM's subsequence :math:`\tau` need not be evenly spaced: any increasing
+    :math:`\tau_1 < \dots < \tau_S` keeps the marginals (Song et al. 2021, sec. 4.2; the note
+    ``000_*.txt`` draws it at random). The ends are fixed so that a sampler runs over the whole
+    chain: index ``T-1`` (the noisiest step, where :math:`x_T \sim N(0, I)` is the right start) and
+    index 0 (the least noisy step, from which the last update lands on the data); the other
+    ``S-2`` indices are drawn uniformly without replacement from ``1..T-2``. ``S = 1`` gives
+    ``[T-1]`` (one jump from pure noise to data). Chapter 3.
+
+    Parameters
+    ----------
+    T : int, >= 1
+        Length of the parent schedule.
+    S : int, in [1, T]
+        Number of indices.
+    generator : torch.Generator, optional
+        Source of the random draw (CPU); the same seed gives the same subsequence.
+
+    Returns
+    -------
+    torch.Tensor
+        LongTensor [S], strictly decreasing, ``[T-1, ..., 0]`` when ``S >= 2``.
+    """
+    T = check_int("T", T, 1)
+    S = check_int("S", S, 1, T)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if S == 1:
+        return torch.tensor([T - 1], dtype=torch.long)
+    inner = torch.randperm(T - 2, generator=generator)[: S - 2] + 1 if S > 2 else torch.zeros(0, dtype=torch.long)
+    ts = torch.cat([torch.tensor([0, T - 1], dtype=torch.long), inner])
+    return ts.sort(descending=True).values
 
 
 def _quadratic_increasing(T: int, S: int) -> torch.Tensor:

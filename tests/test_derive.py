@@ -2,6 +2,7 @@
 expression agrees with the torch implementation at random points (check_against), and the
 checker and the prover really reject wrong formulas."""
 import math
+import re
 
 import pytest
 import sympy as sp
@@ -49,6 +50,7 @@ DERIVATIONS = [
     derive.ddim_coefficients,
     derive.ddim_sigma_eta,
     derive.ddim_sigma_eta1_is_beta_tilde,
+    derive.ddim_noise_matching_ddpm,
     derive.ddim_as_euler_ode,
     derive.gaussian_kl,
 ]
@@ -149,6 +151,41 @@ def test_derivation_display():
     assert d["c0"] is d.result["c0"]
     wrong = derive._derivation("wrong", "nowhere", {"v": 1 - sp.sqrt(AB)}, {"v": 1 - AB}, [])
     assert not wrong.holds() and "DOES NOT HOLD" in repr(wrong)
+
+
+def test_latex_labels_keep_exponents_and_subscripts():
+    # Regression: "^" used to be replaced by a space, so chapter 2 printed "coefficient of x_{t-1} 2".
+    tex = derive._latex_text("coefficient of x_{t-1}^2")
+    assert tex == r"\text{coefficient of }x_{t-1}^2"
+    expected = r"\eta\text{ = 1: }\sigma_t^2\text{ = }\tilde\beta_t"
+    assert derive._latex_text("eta = 1: sigma_t^2 = beta_tilde") == expected
+    assert derive._latex_text("precision = -2 coef(x_{t-1}^2)").endswith(r"\operatorname{coef}(x_{t-1}^2)")
+    assert derive._latex_text("mean matches sqrt(alpha_bar_{t-1}) x_0").endswith(r"\sqrt{\bar\alpha_{t-1}}\text{ }x_0")
+    # plain words stay text, with LaTeX's special characters escaped (no stray ^ or _ in text mode)
+    assert derive._latex_text("residual square_completed") == r"\text{residual square\_completed}"
+    assert derive._latex_text("Kingma & Welling 2014, 50%") == r"\text{Kingma \& Welling 2014, 50\%}"
+    assert derive._latex_text("a ^ b") == r"\text{a \^{} b}"
+    # the squared term is shown as a square in the chapter-2 derivation, and every label of every
+    # derivation gives balanced braces with no ^ or _ inside a \text{...}
+    post = derive.posterior_by_completing_square().to_latex()
+    assert r"\text{coefficient of }x_{t-1}^2" in post and "x\\_\\{t-1\\} 2" not in post
+    for make in DERIVATIONS:
+        for label, _ in make().steps:
+            tex = derive._latex_text(label)
+            assert tex.count("{") - tex.count(r"\{") == tex.count("}") - tex.count(r"\}"), label
+            for text in re.findall(r"\\text\{((?:[^{}]|\\[{}])*)\}", tex):
+                assert not re.search(r"(?<!\\)[_^]", text), (label, tex)
+
+
+def test_noise_matching_ddpm_solves_for_beta_tilde_and_equals_eq16_at_eta_1():
+    d = derive.ddim_noise_matching_ddpm()
+    post = derive.posterior_by_completing_square()
+    assert prove_zero(d["sigma_squared"] - post["beta_tilde"]) == 0
+    assert prove_zero(d["k"] - post["c0"]) == 0
+    paper_eta1 = derive.ddim_sigma_eta().expected["sigma"].subs(S.eta, 1)
+    assert prove_zero(d["sigma_squared"] - paper_eta1 ** 2) == 0
+    # and not at another eta
+    assert prove_zero(d["sigma_squared"] - (paper_eta1 / 2) ** 2) != 0
 
 
 def test_n_steps_argument_is_validated():

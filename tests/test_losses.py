@@ -453,10 +453,34 @@ def test_learned_log_variance_endpoints_midpoint_and_monotone():
     assert torch.allclose(lv[:, 1:] - lv[:, :-1], (lv[:, 1:2] - lv[:, :1]).expand(2, 100), rtol=1e-9)
 
 
+def test_learned_log_variance_accepts_any_real_v_and_extrapolates_in_log_space():
+    # Nichol & Dhariwal 2021 put no constraint on v: outside [-1, 1] the log-variance extrapolates
+    # linearly, so the variance leaves [beta_tilde, beta] but stays a positive, finite number.
+    beta, beta_tilde = 0.02, 0.01
+    v = torch.tensor([-7.0, -3.0, -1.0, 1.0, 3.0, 7.0], dtype=F64)
+    lv = L.learned_log_variance(v, beta, beta_tilde)
+    w = (v + 1) / 2
+    want = w * math.log(beta) + (1 - w) * math.log(beta_tilde)
+    assert torch.allclose(lv, want, rtol=1e-14)
+    var = lv.exp()
+    assert bool((var > 0).all()) and bool(torch.isfinite(var).all())
+    assert bool((var[:2] < beta_tilde).all()) and bool((var[-2:] > beta).all())
+    # v = 3 is one full interval above beta in log space: Sigma = beta^2 / beta_tilde
+    assert var[4].item() == pytest.approx(beta**2 / beta_tilde, rel=1e-13)
+    # gradients flow for any v (no clamp inside)
+    vg = torch.tensor([5.0, -5.0], dtype=F64, requires_grad=True)
+    (g,) = torch.autograd.grad(L.learned_log_variance(vg, beta, beta_tilde).sum(), vg)
+    assert torch.allclose(g, torch.full((2,), 0.5 * math.log(beta / beta_tilde), dtype=F64), rtol=1e-14)
+
+
 def test_learned_log_variance_errors():
     v = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match=r"v must lie in \[-1.0, 1.0\]"):
-        L.learned_log_variance(v + 1.5, 0.02, 0.01)
+    with pytest.raises(ValueError, match="v must be finite"):
+        L.learned_log_variance(v + float("nan"), 0.02, 0.01)
+    with pytest.raises(ValueError, match="v must be finite"):
+        L.learned_log_variance(v + float("inf"), 0.02, 0.01)
+    with pytest.raises(ValueError, match="v must be a floating-point torch.Tensor"):
+        L.learned_log_variance(torch.zeros(2, dtype=torch.long), 0.02, 0.01)
     with pytest.raises(ValueError, match=r"beta_tilde_t must lie in \(0.0, 1.0\]"):
         L.learned_log_variance(v, 0.02, 0.0)
 
@@ -501,6 +525,10 @@ def test_hybrid_loss_parts():
     lv = L.learned_log_variance(v, c["beta"], bt)
     ref = 100 * L.vlb_term(x0, x_t, t, model_mean=mean, model_log_variance=lv, schedule=sch)
     assert torch.allclose(out["l_vlb"], ref, rtol=1e-12)
+    # any real v is allowed (no constraint, Nichol & Dhariwal 2021 sec. 3.1): v outside [-1, 1] gives a
+    # finite bound term, and a v beyond the ends changes the value
+    wide = L.hybrid_loss(eps_hat, 3 * raw, eps, x0, x_t, t, sch)
+    assert bool(torch.isfinite(wide["l_vlb"]).all()) and not torch.allclose(wide["l_vlb"], out["l_vlb"])
     # perfect model (eps_hat = eps, variance beta_tilde) has l_vlb = 0 at every step but the first
     perfect = L.hybrid_loss(eps, -torch.ones_like(eps), eps, x0, x_t, t, sch)
     assert perfect["l_simple"].abs().max().item() == 0.0
@@ -510,8 +538,8 @@ def test_hybrid_loss_parts():
 
 def test_hybrid_loss_errors():
     sch, x0, t, eps, x_t, eps_hat, raw = _hybrid_inputs()
-    with pytest.raises(ValueError, match=r"v must lie in \[-1.0, 1.0\]"):
-        L.hybrid_loss(eps_hat, raw.detach() * 0 + 2.0, eps, x0, x_t, t, sch)
+    with pytest.raises(ValueError, match="v must be finite"):
+        L.hybrid_loss(eps_hat, raw.detach() * float("nan"), eps, x0, x_t, t, sch)
     with pytest.raises(ValueError, match="x_0 must hold 8-bit data"):
         L.hybrid_loss(eps_hat, torch.tanh(raw), eps, x0 * 0.999, x_t, t, sch)
     with pytest.raises(ValueError, match=r"v must have the shape of eps_hat"):

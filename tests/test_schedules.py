@@ -15,6 +15,7 @@ from diffnotes.schedules import (
     linear_schedule,
     make_timesteps,
     quadratic_timesteps,
+    random_timesteps,
     respace,
     uniform_timesteps,
 )
@@ -338,3 +339,56 @@ def test_schedule_length_mismatch_between_schedules():
     r = respace(linear_schedule(1000), uniform_timesteps(1000, 10))
     with pytest.raises(ValueError, match=r"t must lie in \[0, 9\]"):
         r.at(900)
+
+
+# --------------------------------------------------------------------------- random subsequences
+@settings(max_examples=60, deadline=None)
+@given(T=st.integers(1, 400), data=st.data())
+def test_random_timesteps_properties(T, data):
+    S = data.draw(st.integers(1, T))
+    seed = data.draw(st.integers(0, 2**31 - 1))
+    ts = random_timesteps(T, S, generator=torch.Generator().manual_seed(seed))
+    assert ts.dtype == torch.long and ts.shape == (S,)
+    assert bool((ts[1:] < ts[:-1]).all())                 # strictly decreasing: distinct
+    assert int(ts.min()) >= 0 and int(ts.max()) == T - 1  # starts at the noisiest index
+    if S >= 2:
+        assert int(ts[-1]) == 0                           # ends at the least noisy index
+    # a sampler and respace accept it, and the respaced schedule keeps the parent's alpha_bar
+    parent = linear_schedule(T)
+    assert torch.allclose(respace(parent, ts).alpha_bar, parent.alpha_bar[ts.flip(0)], rtol=1e-12, atol=0)
+
+
+def test_random_timesteps_is_reproducible_and_random():
+    a = random_timesteps(1000, 10, generator=torch.Generator().manual_seed(3))
+    b = random_timesteps(1000, 10, generator=torch.Generator().manual_seed(3))
+    c = random_timesteps(1000, 10, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(a, uniform_timesteps(1000, 10))
+    assert random_timesteps(5, 5).tolist() == [4, 3, 2, 1, 0]  # S = T: every index
+    assert random_timesteps(10, 1).tolist() == [9]
+    assert random_timesteps(10, 2).tolist() == [9, 0]
+
+
+def test_random_timesteps_inner_indices_are_uniform():
+    # Each of 1..T-2 is kept with probability (S-2)/(T-2); with 4000 draws of T=12, S=5 the count of
+    # every index is Binomial(4000, 0.3): mean 1200, sd 29. A draw that favoured some indices
+    # (e.g. sorting before sampling, or never picking T-2) would move a count by far more than 5 sd.
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.zeros(12, dtype=torch.long)
+    for _ in range(4000):
+        counts[random_timesteps(12, 5, generator=gen)] += 1
+    assert counts[0] == counts[11] == 4000
+    assert bool(((counts[1:11] - 1200).abs() < 5 * 29).all()), counts.tolist()
+
+
+def test_random_timesteps_errors():
+    with pytest.raises(ValueError, match="S must be an integer in"):
+        random_timesteps(10, 11)
+    with pytest.raises(ValueError, match="S must be an integer in"):
+        random_timesteps(10, 0)
+    with pytest.raises(ValueError, match="T must be an integer in"):
+        random_timesteps(0, 1)
+    with pytest.raises(ValueError, match="T must be an integer"):
+        random_timesteps(10.5, 2)
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        random_timesteps(10, 3, generator=0)

@@ -637,3 +637,164 @@ def test_other_bad_arguments(gauss):
         eps_model_as_score(gauss.eps_model(linear_schedule()), SubVPSDE(), linear_schedule())
     with pytest.raises(ValueError, match="score is exactly zero"):
         sample_pc(lambda x, t: torch.zeros_like(x), x, ts, sde=sde)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step formulas of the samplers (one step, noise reproduced from the generator)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sde", SDES, ids=IDS)
+def test_reverse_diffusion_predictor_is_the_reverse_of_the_forward_kernel(sde, gauss):
+    # Song et al. 2021b, app. E: x_{t'} = x_t - f_i + G_i^2 s + G_i z with x_t = r x_{t'} + G_i z'
+    from diffnotes.sde import _predictor
+
+    t, t_next = 0.6, 0.55
+    x = sde.prior_sample((8, 2), generator=gen(40), dtype=F64)
+    score = gauss.score_model(sde)(x, t)
+    out = _predictor("reverse_diffusion", sde, x, t, t_next, score, gen(41))
+    z = torch.randn(x.shape, generator=gen(41), dtype=F64)
+    r, G = sde.transition_coefs(t_next, t)
+    assert torch.allclose(out, x - (r - 1) * x + G**2 * score + G * z, rtol=1e-12, atol=1e-12)
+    # and, to first order in the step, it is the Euler-Maruyama step of the reverse SDE
+    h = 1e-4
+    out_h = _predictor("reverse_diffusion", sde, x, t, t - h, score, gen(41))
+    em_h = _predictor("euler_maruyama", sde, x, t, t - h, score, gen(41))
+    assert ((out_h - em_h).abs() / math.sqrt(h)).max() < 1e-2 * max(1.0, float(sde.diffusion(t)))
+
+
+def test_pc_corrector_step_size_follows_the_target_snr(gauss):
+    # Song et al. 2021b, Algorithm 5: eps = 2 alpha (snr |z| / |s|)^2, x += eps s + sqrt(2 eps) z
+    sde, snr = VPSDE(), 0.16
+    sm = gauss.score_model(sde)
+    x = sde.prior_sample((6, 2), generator=gen(42), dtype=F64)
+    ts = torch.tensor([0.5, 0.45], dtype=F64)
+    full = sample_pc(sm, x, ts, sde=sde, snr=snr, generator=gen(43))
+    pred = sample_pc(sm, x, ts, sde=sde, snr=snr, n_corrector=0, generator=gen(43))
+    g = gen(43)
+    torch.randn(x.shape, generator=g, dtype=F64)  # the predictor's draw
+    z = torch.randn(x.shape, generator=g, dtype=F64)
+    s = sm(pred, 0.45)
+    alpha = float((sde.marginal_coefs(0.5)[0] / sde.marginal_coefs(0.45)[0]) ** 2)
+    eps = 2 * alpha * (snr * z.norm(dim=1) / s.norm(dim=1)) ** 2
+    want = pred + eps[:, None] * s + (2 * eps[:, None]).sqrt() * z
+    assert torch.allclose(full, want, rtol=1e-12, atol=1e-12)
+    # the realised signal-to-noise ratio of the update is snr * sqrt(alpha)
+    ratio = (eps[:, None] * s).norm(dim=1) / ((2 * eps[:, None]).sqrt() * z).norm(dim=1)
+    assert torch.allclose(ratio, torch.full_like(ratio, snr * math.sqrt(alpha)), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Continuous-time DSM and annealed Langevin (diffnotes.score_matching)
+# ---------------------------------------------------------------------------------------------
+from diffnotes.score_matching import annealed_langevin, dsm_loss_continuous, smld_sigmas  # noqa: E402
+
+
+@pytest.mark.parametrize("sde", SDES, ids=IDS)
+def test_dsm_loss_continuous_parts(sde, gauss):
+    x0 = gauss.sample(64, generator=gen(50))
+    seen = {}
+
+    def model(x_t, t):
+        seen["t"] = t
+        return torch.zeros_like(x_t)
+
+    loss, parts = dsm_loss_continuous(model, x0, sde, t_min=0.2, generator=gen(51), return_parts=True)
+    t, eps = parts["t"], parts["eps"]
+    assert t.dtype == F64 and bool(((t >= 0.2) & (t <= sde.T)).all()) and t.unique().numel() == 64
+    assert torch.equal(seen["t"], t)
+    m, s = sde.marginal_coefs(t)
+    assert torch.allclose(parts["x_t"], m[:, None] * x0 + s[:, None] * eps, rtol=1e-12)
+    # zero score: weighted loss = mean |eps|^2 / D; unweighted = mean |eps|^2 / (D s^2)
+    assert torch.allclose(loss, eps.pow(2).mean(1).mean(), rtol=1e-12)
+    loss_u = dsm_loss_continuous(model, x0, sde, t_min=0.2, weighting="none", generator=gen(51))
+    assert torch.allclose(loss_u, (eps.pow(2).mean(1) / s**2).mean(), rtol=1e-12)
+    # the same generator gives the same loss
+    assert torch.equal(loss, dsm_loss_continuous(model, x0, sde, t_min=0.2, generator=gen(51)))
+
+
+def test_dsm_loss_continuous_is_minimised_by_the_exact_score(gauss):
+    # E[loss(s)] - E[loss(exact score)] = E[s^2 |s - exact|^2] > 0: the exact score has the smaller
+    # loss on the same draws (paired, so the Monte-Carlo noise cancels to first order)
+    sde = VPSDE()
+    x0 = gauss.sample(20000, generator=gen(52))
+    exact = gauss.score_model(sde)
+    wrong = lambda x, t: 1.1 * exact(x, t)  # noqa: E731
+    l_exact = dsm_loss_continuous(exact, x0, sde, generator=gen(53))
+    l_wrong = dsm_loss_continuous(wrong, x0, sde, generator=gen(53))
+    assert l_exact < l_wrong
+    # with the exact score the weighted loss is E[|eps - E[eps|x_t]|^2] / D < 1
+    assert 0.0 < float(l_exact) < 1.0
+
+
+def test_dsm_loss_continuous_validates(gauss):
+    x0 = gauss.sample(4, generator=gen(54))
+    sm = gauss.score_model(VPSDE())
+    for kw, word in [(dict(t_min=0.0), "t_min"), (dict(t_min=1.0), "t_min"), (dict(weighting="x"), "weighting")]:
+        with pytest.raises(ValueError, match=word):
+            dsm_loss_continuous(sm, x0, VPSDE(), **kw)
+    with pytest.raises(ValueError, match="shape"):
+        dsm_loss_continuous(lambda x, t: x[:, :1], x0, VPSDE())
+
+
+def test_smld_sigmas():
+    s = smld_sigmas()
+    assert s.dtype == F64 and s.shape == (10,)
+    assert torch.allclose(s[[0, -1]], torch.tensor([1.0, 0.01], dtype=F64), rtol=1e-12)
+    ratios = s[1:] / s[:-1]
+    assert torch.allclose(ratios, ratios[0].expand(9), rtol=1e-12)  # geometric
+    for kw in (dict(L=1), dict(sigma_L=0.0), dict(sigma_1=0.001)):
+        with pytest.raises(ValueError):
+            smld_sigmas(**kw)
+
+
+def test_annealed_langevin_recovers_mixture(mix):
+    # Song & Ermon 2019, Algorithm 1, on an exact noise-conditional score; the output law is p_{sigma_L}
+    n, sig = 3000, smld_sigmas(4.0, 0.01, 10)
+    x = torch.rand(n, 2, generator=gen(55), dtype=F64) * 6 - 3
+    y = annealed_langevin(lambda x, s: mix.score(x, 1.0, s), x, sig, generator=gen(56))
+    cov = mix.covariance + 0.01**2 * torch.eye(2, dtype=F64)
+    d = y - y.mean(0)
+    se_cov = (d[:, :, None] * d[:, None, :]).std(0) / math.sqrt(n)
+    assert ((y.mean(0) - mix.mean).abs() <= Z * y.std(0) / math.sqrt(n) + 0.01).all()
+    assert ((torch.cov(y.T) - cov).abs() <= Z * se_cov + 0.01).all()
+    labels = mix.responsibilities(y, 1.0, 0.01).argmax(1)
+    w_hat = torch.stack([(labels == k).double().mean() for k in range(2)])
+    assert ((w_hat - mix.weights).abs() <= Z * torch.sqrt(mix.weights * (1 - mix.weights) / n) + 0.01).all()
+
+
+def test_annealed_langevin_step_is_algorithm_1(gauss):
+    # one level, one step: x + alpha/2 s + sqrt(alpha) z with alpha = eps sigma_i^2 / sigma_L^2
+    x = torch.randn(5, 2, generator=gen(57), dtype=F64)
+    sig = torch.tensor([0.5, 0.1], dtype=F64)
+    seen = []
+    y = annealed_langevin(lambda x, s: gauss.score(x, 1.0, s), x, sig, step_lr=1e-3, n_steps_each=1,
+                          generator=gen(58), callback=seen.append)
+    g = gen(58)
+    want = x
+    for k, s_k in enumerate(sig.tolist()):
+        a = 1e-3 * s_k**2 / 0.1**2
+        assert seen[k]["i"] == k and seen[k]["alpha"] == pytest.approx(a, rel=1e-12)
+        want = want + 0.5 * a * gauss.score(want, 1.0, s_k) + math.sqrt(a) * torch.randn(x.shape, generator=g, dtype=F64)
+    assert torch.allclose(y, want, rtol=1e-12, atol=1e-12)
+    assert torch.equal(y, annealed_langevin(lambda x, s: gauss.score(x, 1.0, s), x, sig, step_lr=1e-3,
+                                            n_steps_each=1, generator=gen(58)))
+
+
+def test_annealed_langevin_validates(gauss):
+    x = torch.zeros(3, 2, dtype=F64)
+    sm = lambda x, s: gauss.score(x, 1.0, s)  # noqa: E731
+    for kw, word in [
+        (dict(sigmas=[0.1, 0.5]), "decreasing"), (dict(sigmas=[1.0, 0.0]), "positive"),
+        (dict(sigmas=[]), "at least one"), (dict(sigmas=[1.0], step_lr=0.0), "step_lr"),
+        (dict(sigmas=[1.0], n_steps_each=0), "n_steps_each"),
+    ]:
+        with pytest.raises(ValueError, match=word):
+            annealed_langevin(sm, x, **kw)
+    with pytest.raises(ValueError, match="shape"):
+        annealed_langevin(lambda x, s: x[:, :1], x, [1.0])
+
+
+def test_score_matching_is_re_exported_by_sde():
+    from diffnotes import score_matching, sde
+
+    for name in ("dsm_loss_continuous", "smld_sigmas", "annealed_langevin"):
+        assert getattr(sde, name) is getattr(score_matching, name) and name in sde.__all__

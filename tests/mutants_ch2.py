@@ -1,0 +1,69 @@
+"""Mutants for chapter 2 (DDPM): each breaks one function the chapter checks."""
+import math
+
+import torch
+
+from mutation_harness import Mutant
+
+NB = "02_ddpm"
+SETUP = "7a8e124b"
+POSTERIOR = (SETUP, "19ace5ee", "2af54007")  # derive the posterior, check the package against it
+
+
+def _ct_without_sqrt(f):
+    def posterior_mean_coefs(alpha_bar_t, alpha_bar_prev, beta_t):
+        c0, ct = f(alpha_bar_t, alpha_bar_prev, beta_t)
+        b = torch.as_tensor(beta_t, dtype=torch.float64)
+        return c0, ct * torch.sqrt(1 - b)  # (1 - beta) instead of sqrt(1 - beta) = sqrt(alpha_t)
+    return posterior_mean_coefs
+
+
+def _c0_index_shift(f):
+    def posterior_mean_coefs(alpha_bar_t, alpha_bar_prev, beta_t):
+        c0, ct = f(alpha_bar_t, alpha_bar_prev, beta_t)
+        ab, abp = (torch.as_tensor(v, dtype=torch.float64) for v in (alpha_bar_t, alpha_bar_prev))
+        return c0 * torch.sqrt(ab / abp), ct  # sqrt(alpha_bar_t) where sqrt(alpha_bar_{t-1}) belongs
+    return posterior_mean_coefs
+
+
+def _variance_is_beta(f):
+    def posterior_variance(alpha_bar_t, alpha_bar_prev, beta_t):
+        return torch.as_tensor(beta_t, dtype=torch.float64) + 0 * f(alpha_bar_t, alpha_bar_prev, beta_t)
+    return posterior_variance
+
+
+def _x0_from_eps_without_sqrt(f):
+    def x0_from_eps(x_t, eps, alpha_bar_t):
+        ab = torch.as_tensor(alpha_bar_t, dtype=x_t.dtype)
+        return f(x_t, eps, alpha_bar_t) * torch.sqrt(ab) / ab  # divides by ab instead of sqrt(ab)
+    return x0_from_eps
+
+
+def _ddpm_variances_swapped(f):
+    def _ddpm_update(x_t, eps_hat, ab, abp, variance, generator, noise, clip_x0):
+        other = "beta" if variance == "beta_tilde" else "beta_tilde"
+        return f(x_t, eps_hat, ab, abp, other, generator, noise, clip_x0)
+    return _ddpm_update
+
+
+def _decoder_scale(f):
+    def decoder_nll(x_0, *, model_mean, model_log_variance, unit="bpd"):
+        # decoder std 1.5 x too large (e.g. beta_1 used where beta_tilde_2 belongs)
+        return f(x_0, model_mean=model_mean, model_log_variance=model_log_variance + 2 * math.log(1.5), unit=unit)
+    return decoder_nll
+
+
+MUTANTS = [
+    Mutant("ch2 posterior_mean_coefs: c_t with (1-beta)", NB, POSTERIOR,
+           "forward.posterior_mean_coefs", _ct_without_sqrt, "c_t = (1-beta)(1-ab_prev)/(1-ab)"),
+    Mutant("ch2 posterior_mean_coefs: c_0 with alpha_bar_t", NB, POSTERIOR,
+           "forward.posterior_mean_coefs", _c0_index_shift, "c_0 = sqrt(ab_t) beta / (1-ab_t)"),
+    Mutant("ch2 posterior_variance: beta instead of beta_tilde", NB, POSTERIOR,
+           "forward.posterior_variance", _variance_is_beta, "posterior_variance returns beta_t"),
+    Mutant("ch2 x0_from_eps: divides by alpha_bar", NB, (SETUP, "e3354b39"),
+           "forward.x0_from_eps", _x0_from_eps_without_sqrt, "x0_from_eps divides by ab instead of sqrt(ab)"),
+    Mutant("ch2 sample_ddpm: the two variances swapped", NB, (SETUP, "d4a247a6"),
+           "samplers._ddpm_update", _ddpm_variances_swapped, "DDPM step uses beta for beta_tilde and back"),
+    Mutant("ch2 decoder_nll: std 1.5x too large", NB, (SETUP, "eb09d3b6"),
+           "losses.decoder_nll", _decoder_scale, "discretised decoder with a wrong scale"),
+]

@@ -1,0 +1,98 @@
+"""Mutants for chapter 3 (DDIM): each breaks one function the chapter checks."""
+import torch
+
+from mutation_harness import Mutant
+
+NB = "03_ddim"
+SETUP = "212b0f5b"
+MODEL = "32006783"
+D_KM = "d96b62bb"
+D_SIGMA = "d335ac7e"
+
+
+def _f64(v):
+    return torch.as_tensor(v, dtype=torch.float64)
+
+
+def _sigma_without_outer_sqrt(f):
+    def ddim_sigma(alpha_bar_t, alpha_bar_prev, eta):
+        ab, abp = _f64(alpha_bar_t), _f64(alpha_bar_prev)
+        return f(alpha_bar_t, alpha_bar_prev, eta) * torch.sqrt((1 - abp) / (1 - ab))  # ratio not square-rooted
+    return ddim_sigma
+
+
+def _sigma_eta_squared(f):
+    def ddim_sigma(alpha_bar_t, alpha_bar_prev, eta):
+        return f(alpha_bar_t, alpha_bar_prev, eta) * eta  # eta^2 sqrt(beta_tilde)
+    return ddim_sigma
+
+
+def _ddim_step(room_with_sigma=True, x0_sqrt=True):
+    def mutate(f):
+        from diffnotes._util import append_dims
+        from diffnotes.forward import x0_from_eps
+
+        def ddim_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, *, sigma_t=0.0, generator=None, noise=None,
+                      clip_x0=None):
+            abp, sig = _f64(alpha_bar_prev), _f64(sigma_t)
+            x0_hat = x0_from_eps(x_t, eps_hat, alpha_bar_t)
+            room = 1 - abp - sig ** 2 if room_with_sigma else 1 - abp + 0 * sig
+            c0 = torch.sqrt(abp) if x0_sqrt else abp
+            out = append_dims(c0, x_t) * x0_hat + append_dims(torch.sqrt(room.clamp_min(0)), x_t) * eps_hat
+            if bool((sig > 0).any()):
+                z = noise if noise is not None else torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype)
+                out = out + append_dims(sig, x_t) * z
+            return out
+        return ddim_step
+    return mutate
+
+
+def _ddim_update_half_noise(f):
+    def _ddim_update(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, sigma_t, generator, noise, clip_x0):
+        return f(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, 0.5 * _f64(sigma_t), generator, noise, clip_x0)
+    return _ddim_update
+
+
+def _ddpm_step_beta(f):
+    def ddpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, *, variance="beta_tilde", generator=None, noise=None,
+                  clip_x0=None):
+        return f(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, variance="beta", generator=generator, noise=noise,
+                 clip_x0=clip_x0)
+    return ddpm_step
+
+
+def _respace_without_ratio(f):
+    def respace(schedule, timesteps):
+        from diffnotes.schedules import Schedule
+        good = f(schedule, timesteps)
+        return Schedule(1 - good.alpha_bar, original_t=good.original_t, name=good.name)  # betas = 1 - ab, no ratio
+    return respace
+
+
+def _eps_from_x0_sign(f):
+    def eps_from_x0(x_t, x_0, alpha_bar_t):
+        return -f(x_t, x_0, alpha_bar_t)
+    return eps_from_x0
+
+
+MUTANTS = [
+    Mutant("ch3 ddim_sigma: (1-ab_prev)/(1-ab) not square-rooted", NB, (SETUP, D_SIGMA, "4b4553a8"),
+           "samplers.ddim_sigma", _sigma_without_outer_sqrt, "ddim_sigma with (1-abp)/(1-ab) outside the root"),
+    Mutant("ch3 ddim_sigma: eta squared", NB, (SETUP, D_SIGMA, "4b4553a8"),
+           "samplers.ddim_sigma", _sigma_eta_squared, "ddim_sigma proportional to eta^2"),
+    Mutant("ch3 ddim_step: direction term forgets sigma^2", NB, (SETUP, D_KM, "74c01a9d"),
+           "samplers.ddim_step", _ddim_step(room_with_sigma=False),
+           "sqrt(1-abp) eps_hat instead of sqrt(1-abp-sigma^2)"),
+    Mutant("ch3 ddim_step: x0 weight abar_prev without sqrt", NB, (SETUP, D_KM, "74c01a9d"),
+           "samplers.ddim_step", _ddim_step(x0_sqrt=False), "abp x0_hat instead of sqrt(abp) x0_hat"),
+    Mutant("ch3 ddim_step on a random tau: direction term forgets sigma^2", NB, (SETUP, "aeefeede"),
+           "samplers.ddim_step", _ddim_step(room_with_sigma=False), "the exact random-tau check must catch it"),
+    Mutant("ch3 sample_ddim: half the noise", NB, (SETUP, MODEL, "6767466c"),
+           "samplers._ddim_update", _ddim_update_half_noise, "DDIM update adds sigma/2 z"),
+    Mutant("ch3 ddpm_step: beta instead of beta_tilde", NB, (SETUP, MODEL, "6767466c"),
+           "samplers.ddpm_step", _ddpm_step_beta, "ddpm_step ignores variance='beta_tilde'"),
+    Mutant("ch3 respace: betas 1 - abar instead of ratios", NB, (SETUP, D_KM, "b3d9c759", "902a026d"),
+           "schedules.respace", _respace_without_ratio, "respaced betas without the ratio of alpha_bars"),
+    Mutant("ch3 eps_from_x0: sign flipped (perfect model on random tau)", NB, (SETUP, "aeefeede"),
+           "forward.eps_from_x0", _eps_from_x0_sign, "the perfect model's noise with the wrong sign"),
+]

@@ -1,0 +1,130 @@
+"""Mutants for chapter 6 (improved DDPM: cosine schedule, learned variance, hybrid loss, importance sampling)."""
+import math
+
+from mutation_harness import Mutant
+
+NB = "06_improved_ddpm"
+SETUP = "4e32b1bf"
+COSINE = (SETUP, "575c5b44", "8e68ae6d", "4d7ecc8a")          # SymPy series, code vs expansions, code vs eq. 17
+VARIANCE = (SETUP, "481c647c", "e9a7bfbd")                     # v = -1, 0, 1 and random v; v outside [-1, 1]
+HYBRID = (SETUP, "a4dd08ab", "a43824a2", "2097af18")           # hybrid loss against the formulas by hand
+IMPORTANCE = (SETUP, "e8616314", "128bd42b")                   # LossAwareSampler: exact and Monte Carlo variances
+
+
+def _cosine_no_offset(f):
+    def cosine_schedule(T=1000, s=0.008, max_beta=0.999):
+        return f(T, s=0.0, max_beta=max_beta)  # the offset s ignored
+    return cosine_schedule
+
+
+def _cosine_T_plus_1(f):
+    def cosine_schedule(T=1000, s=0.008, max_beta=0.999):
+        import torch
+
+        from diffnotes.schedules import Schedule
+        t = torch.arange(T + 1, dtype=torch.float64)
+        fc = torch.cos((t / (T + 1) + s) / (1 + s) * math.pi / 2) ** 2  # T + 1 in the denominator
+        ab = fc / fc[0]
+        return Schedule(torch.clamp(1.0 - ab[1:] / ab[:-1], max=max_beta), name="cosine")
+    return cosine_schedule
+
+
+def _cosine_clip_099(f):
+    def cosine_schedule(T=1000, s=0.008, max_beta=0.999):
+        return f(T, s=s, max_beta=0.99)  # clip at 0.99 instead of 0.999
+    return cosine_schedule
+
+
+def _llv_weight_is_v(f):
+    def learned_log_variance(v, beta_t, beta_tilde_t):
+        return f(2 * v - 1, beta_t, beta_tilde_t)  # weight = v (the paper's convention) instead of (v + 1) / 2
+    return learned_log_variance
+
+
+def _llv_linear_space(f):
+    def learned_log_variance(v, beta_t, beta_tilde_t):
+        import torch
+        lo, hi = f(-torch.ones_like(v), beta_t, beta_tilde_t).exp(), f(torch.ones_like(v), beta_t, beta_tilde_t).exp()
+        w = (v + 1) / 2
+        return torch.log(w * hi + (1 - w) * lo)  # interpolate the variances, not their logarithms
+    return learned_log_variance
+
+
+def _llv_clamped(f):
+    def learned_log_variance(v, beta_t, beta_tilde_t):
+        return f(v.clamp(-1.0, 1.0), beta_t, beta_tilde_t)  # v silently restricted to [-1, 1]
+    return learned_log_variance
+
+
+def _kl_drop_minus_one(f):
+    def normal_kl(mean1, logvar1, mean2, logvar2):
+        return f(mean1, logvar1, mean2, logvar2) + 0.5  # the "- 1" of the closed form dropped
+    return normal_kl
+
+
+def _kl_log_sign(f):
+    def normal_kl(mean1, logvar1, mean2, logvar2):
+        return f(mean1, logvar1, mean2, logvar2) + (logvar1 - logvar2)  # log(s2^2/s1^2) with the wrong sign
+    return normal_kl
+
+
+def _decoder_sqrt_dropped(f):
+    def discretized_gaussian_log_likelihood(x, *, means, log_scales):
+        return f(x, means=means, log_scales=2 * log_scales)  # log-variance passed as log-std
+    return discretized_gaussian_log_likelihood
+
+
+def _l_simple_sqrt(f):
+    def l_simple(eps_hat, eps, *, reduction="mean"):
+        return f(eps_hat, eps, reduction=reduction).sqrt()  # RMSE instead of MSE
+    return l_simple
+
+
+def _hybrid_lambda(f):
+    def hybrid_loss(eps_hat, v, eps, x_0, x_t, t, schedule, lambda_vlb=0.001):
+        out = f(eps_hat, v, eps, x_0, x_t, t, schedule, lambda_vlb)
+        out["loss"] = out["l_simple"] + 10 * lambda_vlb * out["l_vlb"]  # lambda ten times too large
+        return out
+    return hybrid_loss
+
+
+def _vlb_term_nats(f):
+    def vlb_term(*args, **kw):
+        return f(*args, **kw) * math.log(2)  # nats per dimension reported as bits
+    return vlb_term
+
+
+def _importance_weights_no_T(f):
+    def importance_weights(p, t):
+        return f(p, t) * p.numel()  # 1 / p_t instead of 1 / (T p_t)
+    return importance_weights
+
+
+def _importance_probs_no_sqrt(f):
+    def importance_probs(history_sq, *, uniform_prob=0.0):
+        return f(history_sq**2, uniform_prob=uniform_prob)  # p_t proportional to E[L_t^2], not its square root
+    return importance_probs
+
+
+MUTANTS = [
+    Mutant("ch6 cosine_schedule: offset s ignored", NB, COSINE, "schedules.cosine_schedule", _cosine_no_offset),
+    Mutant("ch6 cosine_schedule: T+1 in f(t)", NB, COSINE, "schedules.cosine_schedule", _cosine_T_plus_1),
+    Mutant("ch6 cosine_schedule: clip at 0.99", NB, COSINE, "schedules.cosine_schedule", _cosine_clip_099),
+    Mutant("ch6 learned_log_variance: weight v, not (v+1)/2", NB, VARIANCE, "losses.learned_log_variance",
+           _llv_weight_is_v),
+    Mutant("ch6 learned_log_variance: linear, not log space", NB, VARIANCE, "losses.learned_log_variance",
+           _llv_linear_space),
+    Mutant("ch6 learned_log_variance: v clamped to [-1, 1]", NB, VARIANCE, "losses.learned_log_variance",
+           _llv_clamped),
+    Mutant("ch6 normal_kl: the -1 dropped", NB, HYBRID, "losses.normal_kl", _kl_drop_minus_one),
+    Mutant("ch6 normal_kl: sign of the log ratio", NB, HYBRID, "losses.normal_kl", _kl_log_sign),
+    Mutant("ch6 discretized decoder: log-variance as log-std", NB, HYBRID,
+           "losses.discretized_gaussian_log_likelihood", _decoder_sqrt_dropped),
+    Mutant("ch6 l_simple: square root added", NB, HYBRID, "losses.l_simple", _l_simple_sqrt),
+    Mutant("ch6 hybrid_loss: lambda x10", NB, HYBRID, "losses.hybrid_loss", _hybrid_lambda),
+    Mutant("ch6 vlb_term: nats, not bits", NB, HYBRID, "losses.vlb_term", _vlb_term_nats),
+    Mutant("ch6 importance_weights: 1/p_t, not 1/(T p_t)", NB, IMPORTANCE, "losses.importance_weights",
+           _importance_weights_no_T),
+    Mutant("ch6 importance_probs: no square root", NB, IMPORTANCE, "losses.importance_probs",
+           _importance_probs_no_sqrt),
+]
