@@ -1,30 +1,54 @@
-# Two entry points (see README): `make course` and `make test`.
-# Both create ./.venv on first use and install everything into it.
+# Entry points (see README): `make course`, `make test`, `make slides`.
+# All create ./.venv on first use and install everything into it.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # torch is pinned here (not in pyproject) so that CPU-only machines can take a
 # local CPU wheel; pyproject only asks for torch>=2.1.
 TORCH  ?= torch==2.13.0
+# Jupyter refuses to start as root without --allow-root (containers, CI machines).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+SLIDES ?= slides
 
-.PHONY: course test unit nbval install clean
+.PHONY: course test unit nbval install browser slides clean
 
+# jupyterlab-rise pulls in jupyterlab-mathjax3, a JupyterLab 3 extension that Lab 4 flags as
+# incompatible; Lab 4 (and RISE's page) render math with their own MathJax, so it is removed.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,slides]"
+	$(PY) -m pip uninstall --quiet --yes jupyterlab-mathjax3 2>/dev/null || true
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
 install: $(VENV)/.installed
 
-course: install
-	$(VENV)/bin/jupyter lab notebooks/
+# Chromium for tests/test_browser.py (Playwright drives it; `playwright install` is never used).
+# Installed from Debian's packages when missing and we are root; otherwise the test says what to do.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get) for the browser test"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is not installed: the browser test will skip (fail under CI=true);" \
+		     "install it with: sudo apt-get install chromium"; \
+	fi
 
-test: install
+# Opens JupyterLab on the chapters in the default mode: fast sizes on a CPU (DIFFNOTES_FULL=1 for
+# the full ones; a CUDA GPU selects them too). Slides: see README, "Presenting".
+course: install
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) notebooks/
+
+test: install browser
 	DIFFNOTES_FAST=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+
+# One offline reveal.js deck per chapter in $(SLIDES)/ (hand out the whole folder).
+slides: install
+	$(PY) scripts/slides/build_decks.py --out $(SLIDES)
 
 clean:
 	rm -rf $(VENV)

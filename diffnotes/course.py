@@ -3,8 +3,9 @@
 Every chapter starts with ``from diffnotes.course import *``-free imports such as
 ``from diffnotes import course`` and uses:
 
-* :data:`FAST` -- ``True`` when ``DIFFNOTES_FAST=1`` (set by ``make test`` and CI), so slow
-  cells use small sizes; the committed outputs are produced in this mode.
+* :data:`FAST` -- ``True`` by default on a CPU and under ``DIFFNOTES_FAST=1`` (``make test``, CI),
+  so slow cells use small sizes; the committed outputs are produced in this mode. ``DIFFNOTES_FULL=1``
+  (or a CUDA GPU) selects the full sizes.
 * :func:`sizes` -- pick a number for fast mode or for the full run.
 * :func:`cifar10_images` -- CIFAR-10 images when a folder is configured, else ``None`` with a
   message (it never downloads).
@@ -27,8 +28,22 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-FAST: bool = _env_flag("DIFFNOTES_FAST")
-"""Fast mode: small sample counts so the whole course runs in CI on a 2-core CPU."""
+def _default_fast() -> bool:
+    """Fast mode unless asked otherwise: ``DIFFNOTES_FAST`` (``1`` or ``0``) decides when set;
+    else ``DIFFNOTES_FULL=1`` or a CUDA GPU selects the full sizes; else (a laptop CPU) fast."""
+    if os.environ.get("DIFFNOTES_FAST", "").strip():
+        return _env_flag("DIFFNOTES_FAST")
+    if _env_flag("DIFFNOTES_FULL"):
+        return False
+    return not torch.cuda.is_available()
+
+
+FAST: bool = _default_fast()
+"""Fast mode: small sample counts, so that Run All of a chapter takes minutes, not hours, on a 2-core CPU.
+
+On by default on a CPU (what ``make course`` opens) and under ``DIFFNOTES_FAST=1`` (``make test``, CI;
+the committed outputs are made in it); off with ``DIFFNOTES_FULL=1``, ``DIFFNOTES_FAST=0``, or when a
+CUDA GPU is present (unless ``DIFFNOTES_FAST=1``)."""
 
 
 def sizes(fast, full):
