@@ -7,8 +7,12 @@ Modules (one idea each; see CONTRIBUTING.md for the notation table):
 * :mod:`diffnotes.losses`    -- L_simple, VLB terms, denoising score matching, hybrid loss
 * :mod:`diffnotes.samplers`  -- DDPM, DDIM (any eta, any subsequence), inversion, slerp
 * :mod:`diffnotes.sde`       -- VP / sub-VP / VE SDEs, reverse SDE, probability-flow ODE, solvers
+* :mod:`diffnotes.fast_samplers` -- DDIM as an exponential integrator, DPM-Solver++ 2M, Heun (EDM),
+  Analytic-DPM
 * :mod:`diffnotes.oracles`   -- data with exact scores: Gaussian, mixture, finite point set
 * :mod:`diffnotes.derive`    -- SymPy derivations and ``check_against``
+* :mod:`diffnotes.guidance`, :mod:`diffnotes.classifier` -- conditional scores, classifier and
+  classifier-free guidance, the noise-conditional classifier (explorer: :mod:`diffnotes.guidance_widget`)
 * :mod:`diffnotes.unet`, :mod:`diffnotes.data`, :mod:`diffnotes.train`, :mod:`diffnotes.fid`
   -- the real CIFAR-10 model: network, data, training, evaluation
 
@@ -21,8 +25,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "schedules", "forward", "losses", "samplers", "sde", "oracles", "derive",
+    "schedules", "forward", "losses", "samplers", "sde", "fast_samplers", "oracles", "derive",
     "unet", "data", "train", "fid", "widgets", "cli",
+    "guidance", "classifier", "guidance_widget",
 )
 
 __all__ = list(_SUBMODULES) + ["pretrained", "__version__"]

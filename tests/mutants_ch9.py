@@ -1,0 +1,90 @@
+"""Mutants for chapter 9 (fast samplers, Analytic-DPM): the package functions its checks rest on."""
+import math
+
+import torch
+
+from mutation_harness import Mutant
+
+NB = "09_fast_samplers"
+SETUP = ("c9a00003", "c9a00005")
+DDIM_EQ = SETUP + ("c9a00013",)                                        # exp. integrator == ddim_step
+TWO_M = SETUP + ("c9a00011", "c9a00013", "c9a00021", "c9a00025")       # 2M weights vs SymPy
+HEUN_NFE = TWO_M + ("c9a00033",)                                       # Heun's Euler part, NFE = 2S - 1
+ORDERS = SETUP + ("c9a00013", "c9a00041", "c9a00045")                  # fitted orders on the oracle
+ANALYTIC = SETUP + ("c9a00013", "c9a00053")                            # sigma*^2 and Gamma vs the oracle
+MARGINAL = SETUP + ("c9a00013", "c9a00055", "c9a00057")                # Analytic-DPM keeps the marginal
+
+
+def _no_limit_at_data(f):
+    # forgets the h = inf limit on the step onto the data: sigma_t (e^h - 1) taken as 0 there
+    def exp_integrator_step(x_s, eps_hat, alpha_bar_s, alpha_bar_t):
+        if float(alpha_bar_t) >= 1.0:
+            return x_s / math.sqrt(float(alpha_bar_s))
+        return f(x_s, eps_hat, alpha_bar_s, alpha_bar_t)
+    return exp_integrator_step
+
+
+def _weight_one_over_r(f):
+    # D = (1 + 1/r) x0 - (1/r) x0_last: the Taylor weight without the 1/2
+    from diffnotes.fast_samplers import log_snr
+
+    def dpmpp_2m_step(x_s, x0_hat, x0_hat_last, alpha_bar_last, alpha_bar_s, alpha_bar_t):
+        if x0_hat_last is None or float(alpha_bar_t) >= 1.0:
+            return f(x_s, x0_hat, x0_hat_last, alpha_bar_last, alpha_bar_s, alpha_bar_t)
+        l_last, l_s, l_t = (float(log_snr(a)) for a in (alpha_bar_last, alpha_bar_s, alpha_bar_t))
+        c = 1 / ((l_s - l_last) / (l_t - l_s))
+        D = (1 + c) * x0_hat - c * x0_hat_last
+        return f(x_s, D, None, None, alpha_bar_s, alpha_bar_t)
+    return dpmpp_2m_step
+
+
+def _corrector_slope_only(f):
+    # the correction uses the slope at the predicted point alone instead of the average
+    def heun_step(x_s, eps_hat, alpha_bar_s, alpha_bar_t, eps_fn=None):
+        bad = None if eps_fn is None else (lambda y: 2 * eps_fn(y) - eps_hat)
+        return f(x_s, eps_hat, alpha_bar_s, alpha_bar_t, bad)
+    return heun_step
+
+
+def _no_correction(f):
+    # Euler only (DDIM): the correction is never taken
+    return lambda x_s, eps_hat, alpha_bar_s, alpha_bar_t, eps_fn=None: f(x_s, eps_hat, alpha_bar_s, alpha_bar_t, None)
+
+
+def _variance_without_lambda2(f):
+    # sigma*^2 without its lambda_n^2 = beta_tilde term
+    def analytic_dpm_variance(alpha_bar_t, alpha_bar_prev, gamma, lambda2=None):
+        ab, abp = torch.as_tensor(alpha_bar_t, dtype=torch.float64), torch.as_tensor(alpha_bar_prev, dtype=torch.float64)
+        beta_tilde = (1 - abp) / (1 - ab) * (1 - ab / abp)
+        return f(alpha_bar_t, alpha_bar_prev, gamma, lambda2) - beta_tilde
+    return analytic_dpm_variance
+
+
+def _gamma_without_d(f):
+    # E||eps_hat||^2 not divided by the dimension d
+    return lambda model, x_0, timesteps, **kw: f(model, x_0, timesteps, **kw) * x_0[0].numel()
+
+
+def _step_with_beta_tilde(f):
+    # the Analytic-DPM step ignores sigma*^2 and draws with DDPM's beta_tilde
+    def analytic_dpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, gamma, *, generator=None, noise=None):
+        from diffnotes import samplers
+        return samplers.ddpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, generator=generator, noise=noise)
+    return analytic_dpm_step
+
+
+MUTANTS = [
+    Mutant("ch9 exp_integrator_step: no limit at the data", NB, DDIM_EQ, "fast_samplers.exp_integrator_step",
+           _no_limit_at_data),
+    Mutant("ch9 dpmpp_2m_step: weight 1/r instead of 1/(2r)", NB, TWO_M, "fast_samplers.dpmpp_2m_step",
+           _weight_one_over_r),
+    Mutant("ch9 dpmpp_2m_step: weight 1/r, seen by the order", NB, ORDERS, "fast_samplers.dpmpp_2m_step",
+           _weight_one_over_r),
+    Mutant("ch9 heun_step: corrector uses one slope", NB, ORDERS, "fast_samplers.heun_step", _corrector_slope_only),
+    Mutant("ch9 heun_step: no correction", NB, HEUN_NFE, "fast_samplers.heun_step", _no_correction),
+    Mutant("ch9 analytic_dpm_variance: lambda^2 dropped", NB, ANALYTIC, "fast_samplers.analytic_dpm_variance",
+           _variance_without_lambda2),
+    Mutant("ch9 estimate_gamma: no 1/d", NB, ANALYTIC, "fast_samplers.estimate_gamma", _gamma_without_d),
+    Mutant("ch9 analytic_dpm_step: beta_tilde variance", NB, MARGINAL, "fast_samplers.analytic_dpm_step",
+           _step_with_beta_tilde),
+]
