@@ -11,6 +11,8 @@ Every chapter starts with ``from diffnotes.course import *``-free imports such a
   message (it never downloads).
 * :func:`check_close` -- the numeric check of a formula: raises ``AssertionError`` unless the
   error is within the stated tolerance, and prints a line that does not depend on the machine.
+* :class:`CheckTable` -- a section's numeric checks collected into one pass/fail table; showing it
+  raises ``AssertionError`` with the numbers of every failed row.
 * :func:`show_images` -- a grid of images in [-1, 1] (or uint8) as a matplotlib figure.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["FAST", "sizes", "cifar10_images", "check_close", "show_images", "load_model", "model_card_fid_tables",
+__all__ = ["FAST", "sizes", "cifar10_images", "check_close", "CheckTable", "show_images", "load_model", "model_card_fid_tables",
            "detail", "contrast", "paired_gap"]
 
 
@@ -97,6 +99,49 @@ def check_close(name: str, value, reference, *, rtol: float = 0.0, atol: float =
     parts = [f"atol={atol:g}"] if atol else []
     parts += [f"rtol={rtol:g}"] if rtol else []
     print(f"OK  {name}  (within {', '.join(parts) or 'exact equality'})")
+
+
+def _short(x: float) -> str:
+    # 3 significant digits, and round-off shown as a bound, so that a table reads the same on every machine
+    return "< 1e-9" if abs(x) < 1e-9 else f"{x:.3g}"
+
+
+class CheckTable:
+    """One section's numeric checks, shown as one pass/fail table.
+
+    ``add`` checks ``|value - reference| <= atol + rtol * |reference|`` elementwise (like
+    :func:`check_close`) and records a row: the name, the value and the reference (for tensors, the
+    element with the largest excess over its bound), the tolerance and why it is what it is, and
+    the verdict. ``show`` displays the rows as a Markdown table and then raises ``AssertionError``
+    naming every failed row with its numbers, so a failure is never only a red cell.
+    """
+
+    def __init__(self):
+        self.rows: list[str] = []
+        self.failures: list[str] = []
+
+    def add(self, name: str, value, reference, *, rtol: float = 0.0, atol: float = 0.0, why: str = "") -> bool:
+        v = torch.as_tensor(value, dtype=torch.float64)
+        r = torch.as_tensor(reference, dtype=torch.float64).expand_as(v)
+        err, bound = (v - r).abs(), atol + rtol * r.abs()
+        ok = bool(torch.isfinite(v).all()) and bool((err <= bound).all())
+        k = int(torch.nan_to_num(err - bound, nan=float("inf")).flatten().argmax())
+        vk, rk = float(v.flatten()[k]), float(r.flatten()[k])
+        tol = ", ".join([f"atol {atol:.3g}"] * bool(atol) + [f"rtol {rtol:.3g}"] * bool(rtol)) or "exact"
+        where = f" (worst of {v.numel()})" if v.numel() > 1 else ""
+        self.rows.append(f"| {name}{where} | {_short(vk)} | {_short(rk)} | {tol}{f' ({why})' if why else ''} "
+                         f"| {'pass' if ok else '**FAIL**'} |")
+        if not ok:
+            self.failures.append(f"{name}: {vk:.6g} vs {rk:.6g} (error {abs(vk - rk):.3g}; {tol})")
+        return ok
+
+    def show(self) -> None:
+        from IPython.display import Markdown, display
+
+        head = "| check | value | reference | tolerance | verdict |\n|---|---|---|---|---|\n"
+        display(Markdown(head + "\n".join(self.rows)))
+        if self.failures:
+            raise AssertionError("failed checks: " + "; ".join(self.failures))
 
 
 def show_images(x, *, nrow: int = 8, title: str | None = None, ax=None, scale: float = 1.0):

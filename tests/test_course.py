@@ -46,3 +46,20 @@ def test_model_card_fid_tables(tmp_path):
     card.write_text("# card\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\ntext\n\n| samples | FID |\n|---|---|\n| x | 3.0 |\n")
     assert course.model_card_fid_tables(card) == ["| samples | FID |\n|---|---|\n| x | 3.0 |"]
     assert course.model_card_fid_tables(tmp_path / "missing.md") == []
+
+
+def test_check_table_rows_and_failures(capsys):
+    table = course.CheckTable()
+    assert table.add("exact", torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]))
+    assert table.add("within atol", 1.05, 1.0, atol=0.1, why="MC")
+    assert not table.add("outside rtol", torch.tensor([1.0, 3.0]), torch.tensor([1.0, 2.0]), rtol=0.1)
+    assert not table.add("nan", float("nan"), 0.0, atol=1.0)
+    assert "| exact (worst of 2) | 1 | 1 | exact | pass |" in table.rows[0]
+    assert "atol 0.1 (MC)" in table.rows[1]
+    assert "| 3 | 2 |" in table.rows[2] and "FAIL" in table.rows[2]   # the worst element is reported
+    with pytest.raises(AssertionError, match=r"outside rtol: 3 vs 2 .*nan: nan vs 0"):
+        table.show()
+    ok = course.CheckTable()
+    ok.add("round-off", 1e-13, 0.0, atol=1e-12)
+    assert "| < 1e-9 | < 1e-9 |" in ok.rows[0]
+    ok.show()   # no failure: no exception
