@@ -101,9 +101,9 @@ def check_close(name: str, value, reference, *, rtol: float = 0.0, atol: float =
     print(f"OK  {name}  (within {', '.join(parts) or 'exact equality'})")
 
 
-def _short(x: float) -> str:
-    # 3 significant digits, and round-off shown as a bound, so that a table reads the same on every machine
-    return "< 1e-9" if abs(x) < 1e-9 else f"{x:.3g}"
+def _short(x: float, tiny: float = 1e-9) -> str:
+    # 3 significant digits, and round-off (below `tiny`) shown as a bound, so a table reads the same on every machine
+    return f"< {tiny:.0e}" if abs(x) < tiny else f"{x:.3g}"
 
 
 class CheckTable:
@@ -129,7 +129,8 @@ class CheckTable:
         vk, rk = float(v.flatten()[k]), float(r.flatten()[k])
         tol = ", ".join([f"atol {atol:.3g}"] * bool(atol) + [f"rtol {rtol:.3g}"] * bool(rtol)) or "exact"
         where = f" (worst of {v.numel()})" if v.numel() > 1 else ""
-        self.rows.append(f"| {name}{where} | {_short(vk)} | {_short(rk)} | {tol}{f' ({why})' if why else ''} "
+        tiny = min(1e-9, atol / 10) if atol else 1e-9          # the bound shown stays below the tolerance
+        self.rows.append(f"| {name}{where} | {_short(vk, tiny)} | {_short(rk, tiny)} | {tol}{f' ({why})' if why else ''} "
                          f"| {'pass' if ok else '**FAIL**'} |")
         if not ok:
             self.failures.append(f"{name}: {vk:.6g} vs {rk:.6g} (error {abs(vk - rk):.3g}; {tol})")
