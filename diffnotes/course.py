@@ -14,6 +14,7 @@ Every chapter starts with ``from diffnotes.course import *``-free imports such a
 * :class:`CheckTable` -- a section's numeric checks collected into one pass/fail table; showing it
   raises ``AssertionError`` with the numbers of every failed row.
 * :func:`show_images` -- a grid of images in [-1, 1] (or uint8) as a matplotlib figure.
+* :func:`show_figure` -- display a figure with alternative text (and close it).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["FAST", "sizes", "cifar10_images", "check_close", "CheckTable", "show_images", "load_model", "model_card_fid_tables",
+__all__ = ["FAST", "sizes", "cifar10_images", "check_close", "CheckTable", "show_figure", "show_images", "load_model", "model_card_fid_tables",
            "detail", "contrast", "paired_gap"]
 
 
@@ -110,10 +111,14 @@ class CheckTable:
     """One section's numeric checks, shown as one pass/fail table.
 
     ``add`` checks ``|value - reference| <= atol + rtol * |reference|`` elementwise (like
-    :func:`check_close`) and records a row: the name, the value and the reference (for tensors, the
-    element with the largest excess over its bound), the tolerance and why it is what it is, and
-    the verdict. ``show`` displays the rows as a Markdown table and then raises ``AssertionError``
-    naming every failed row with its numbers, so a failure is never only a red cell.
+    :func:`check_close`) and records a row: the name, the value and the reference, the tolerance
+    and why it is what it is, and the verdict. For tensors the row shows one element: the worst
+    one when the check fails, else the element of largest ``|reference|`` (not the one of largest
+    round-off, which changes from one CPU to the next). ``check`` is ``add`` that raises at once
+    when the row fails, for a check cell whose section shows its table later; ``claim`` records a
+    property that is true or false (a shape, an ordering) with what was seen. ``show`` displays the
+    rows as a Markdown table and then raises ``AssertionError`` naming every failed row with its
+    numbers, so a failure is never only a red cell.
     """
 
     def __init__(self):
@@ -122,27 +127,80 @@ class CheckTable:
 
     def add(self, name: str, value, reference, *, rtol: float = 0.0, atol: float = 0.0, why: str = "") -> bool:
         v = torch.as_tensor(value, dtype=torch.float64)
-        r = torch.as_tensor(reference, dtype=torch.float64).expand_as(v)
+        r = torch.as_tensor(reference, dtype=torch.float64)
+        try:
+            r = r.expand_as(v)
+        except RuntimeError:
+            raise ValueError(f"{name}: the reference's shape {tuple(r.shape)} does not fit the value's "
+                             f"shape {tuple(v.shape)}; pass a reference of the same shape (or a scalar)") from None
         err, bound = (v - r).abs(), atol + rtol * r.abs()
         ok = bool(torch.isfinite(v).all()) and bool((err <= bound).all())
-        k = int(torch.nan_to_num(err - bound, nan=float("inf")).flatten().argmax())
-        vk, rk = float(v.flatten()[k]), float(r.flatten()[k])
+        score = torch.nan_to_num(err - bound, nan=float("inf")) if not ok else r.abs()
+        k = int(score.flatten().argmax()) if v.numel() else 0
+        vk, rk = (float(v.flatten()[k]), float(r.flatten()[k])) if v.numel() else (float("nan"),) * 2
         tol = ", ".join([f"atol {atol:.3g}"] * bool(atol) + [f"rtol {rtol:.3g}"] * bool(rtol)) or "exact"
-        where = f" (worst of {v.numel()})" if v.numel() > 1 else ""
+        where = (f" ({v.numel()} values)" if ok else f" (worst of {v.numel()})") if v.numel() > 1 else ""
         tiny = min(1e-9, atol / 10) if atol else 1e-9          # the bound shown stays below the tolerance
-        self.rows.append(f"| {name}{where} | {_short(vk, tiny)} | {_short(rk, tiny)} | {tol}{f' ({why})' if why else ''} "
-                         f"| {'pass' if ok else '**FAIL**'} |")
+        self._row(f"{name}{where}", _short(vk, tiny), _short(rk, tiny), f"{tol}{f' ({why})' if why else ''}", ok)
         if not ok:
-            self.failures.append(f"{name}: {vk:.6g} vs {rk:.6g} (error {abs(vk - rk):.3g}; {tol})")
+            worst = float(torch.nan_to_num(err, nan=float("inf")).max())
+            self.failures.append(f"{name}: {vk:.6g} vs {rk:.6g} (largest error {worst:.3g}; {tol})")
         return ok
+
+    def check(self, name: str, value, reference, *, rtol: float = 0.0, atol: float = 0.0, why: str = "") -> None:
+        """:meth:`add`, raising ``AssertionError`` with the numbers at once if the row fails."""
+        if not self.add(name, value, reference, rtol=rtol, atol=atol, why=why):
+            raise AssertionError(f"failed check: {self.failures[-1]}")
+
+    def claim(self, name: str, holds: bool, seen: str, expected: str, *, why: str = "") -> None:
+        """Record a property that holds or not (``seen`` and ``expected`` say what was compared);
+        raises ``AssertionError`` at once when it does not hold."""
+        ok = bool(holds)
+        self._row(name, seen, expected, why or "exact", ok)
+        if not ok:
+            self.failures.append(f"{name}: saw {seen}, expected {expected}")
+            raise AssertionError(f"failed check: {self.failures[-1]}")
+
+    def _row(self, name, value, reference, tol, ok) -> None:
+        cells = [str(c).replace("|", "\\|") for c in (name, value, reference, tol)]
+        self.rows.append(f"| {' | '.join(cells)} | {'pass' if ok else '**FAIL**'} |")
+
+    def markdown(self) -> str:
+        head = "| check | value | reference | tolerance | verdict |\n|---|---|---|---|---|\n"
+        return head + "\n".join(self.rows)
 
     def show(self) -> None:
         from IPython.display import Markdown, display
 
-        head = "| check | value | reference | tolerance | verdict |\n|---|---|---|---|---|\n"
-        display(Markdown(head + "\n".join(self.rows)))
+        display(Markdown(self.markdown()))
         if self.failures:
             raise AssertionError("failed checks: " + "; ".join(self.failures))
+
+
+def show_figure(fig, alt: str):
+    """Display a matplotlib figure with alternative text, and close it.
+
+    The output carries the PNG twice: as an ``<img alt=...>`` (what JupyterLab, the HTML export and
+    the slide decks show, so screen readers read ``alt``) and as plain ``image/png`` with ``alt`` in
+    its metadata (for other front ends). ``alt`` says what the figure shows, in one or two sentences.
+    """
+    import base64
+    import html
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    if not isinstance(alt, str) or not alt.strip():
+        raise ValueError("alt must be a non-empty sentence that says what the figure shows")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", dpi=fig.dpi)
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    text = html.escape(alt.strip(), quote=True)
+    bundle = {"text/html": f'<img src="data:image/png;base64,{png}" alt="{text}"/>',
+              "image/png": png, "text/plain": f"[figure] {alt.strip()}"}
+    display(bundle, raw=True, metadata={"image/png": {"alt": alt.strip()}})
 
 
 def show_images(x, *, nrow: int = 8, title: str | None = None, ax=None, scale: float = 1.0):

@@ -235,8 +235,26 @@ class Derivation:
         lines = [rf"{_latex_text(label)}: &\quad {_latex(e)}" for label, e in rows]
         return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
 
+    def summary_latex(self) -> str:
+        """The short form a chapter shows: each result as the paper prints it, then the residual
+        ``derived - printed`` that :func:`prove_zero` reduced (``0`` for every key when it holds)."""
+        lines = [rf"{_latex_text(key)}: &\quad {_latex(e)}" for key, e in self.expected.items()]
+        if self.holds():
+            keys = ", ".join(self.residual)
+            lines.append(rf"\text{{derived}} - \text{{{self.source}}} \ ({_latex_text(keys)}): &\quad 0")
+        else:
+            lines += [rf"\text{{residual}} \ {_latex_text(key)}: &\quad {_latex(e)}" for key, e in self.residual.items()]
+        return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
+
     def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.to_latex()}$"
+        # the short form; the full derivation is ``to_latex()`` (or :meth:`show_steps`)
+        return f"$\\displaystyle {self.summary_latex()}$"
+
+    def show_steps(self):
+        """Display every step of the derivation (what ``to_latex`` writes)."""
+        from IPython.display import Math, display
+
+        display(Math(self.to_latex()))
 
     def __repr__(self) -> str:
         status = "holds" if self.holds() else "DOES NOT HOLD"

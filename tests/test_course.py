@@ -54,12 +54,57 @@ def test_check_table_rows_and_failures(capsys):
     assert table.add("within atol", 1.05, 1.0, atol=0.1, why="MC")
     assert not table.add("outside rtol", torch.tensor([1.0, 3.0]), torch.tensor([1.0, 2.0]), rtol=0.1)
     assert not table.add("nan", float("nan"), 0.0, atol=1.0)
-    assert "| exact (worst of 2) | 1 | 1 | exact | pass |" in table.rows[0]
+    assert "| exact (2 values) | 2 | 2 | exact | pass |" in table.rows[0]   # the element of largest |reference|
     assert "atol 0.1 (MC)" in table.rows[1]
-    assert "| 3 | 2 |" in table.rows[2] and "FAIL" in table.rows[2]   # the worst element is reported
+    assert "(worst of 2) | 3 | 2 |" in table.rows[2] and "FAIL" in table.rows[2]   # the worst element is reported
     with pytest.raises(AssertionError, match=r"outside rtol: 3 vs 2 .*nan: nan vs 0"):
         table.show()
     ok = course.CheckTable()
     ok.add("round-off", 1e-14, 0.0, atol=1e-12)
     assert "| < 1e-13 | < 1e-13 |" in ok.rows[0]   # round-off shown below the tolerance
     ok.show()   # no failure: no exception
+
+
+def test_check_table_rows_do_not_depend_on_round_off():
+    # two machines whose round-off differs must print the same row: the element shown is chosen by
+    # the reference, not by which element happens to carry the largest round-off
+    ref = torch.tensor([0.5, 1.24, -0.3], dtype=torch.float64)
+    a, b = course.CheckTable(), course.CheckTable()
+    a.add("x", ref + torch.tensor([1e-16, 0.0, 0.0]), ref, atol=1e-12)
+    b.add("x", ref + torch.tensor([0.0, 0.0, 2e-16]), ref, atol=1e-12)
+    assert a.rows == b.rows and "| 1.24 | 1.24 |" in a.rows[0]
+
+
+def test_check_table_check_and_claim_raise_at_once():
+    table = course.CheckTable()
+    table.check("fine", 1.0, 1.0)
+    with pytest.raises(AssertionError, match=r"off: 1\.5 vs 1 \(largest error 0\.5; atol 0\.1\)"):
+        table.check("off", 1.5, 1.0, atol=0.1)
+    table.claim("decreasing", True, "yes", "yes")
+    with pytest.raises(AssertionError, match="order: saw 3 > 2, expected 3 < 2"):
+        table.claim("order", False, "3 > 2", "3 < 2", why="monotone")
+    assert [r.endswith("| pass |") for r in table.rows] == [True, False, True, False]
+    assert "monotone" in table.rows[3]
+    with pytest.raises(ValueError, match="does not fit"):
+        table.add("shapes", torch.zeros(2), torch.zeros(3))
+
+
+def test_show_figure_carries_alt_text(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    course.show_figure(fig, alt='A line falling from 1 to 0 "left" to right')
+    bundle, kw = shown[0]
+    assert 'alt="A line falling from 1 to 0 &quot;left&quot; to right"' in bundle["text/html"]
+    assert bundle["text/html"].startswith('<img src="data:image/png;base64,')
+    assert kw["metadata"]["image/png"]["alt"].startswith("A line falling")
+    assert not plt.fignum_exists(fig.number)          # closed, so the inline backend does not show it twice
+    with pytest.raises(ValueError, match="alt"):
+        course.show_figure(plt.figure(), alt="  ")
