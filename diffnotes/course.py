@@ -104,6 +104,8 @@ def check_close(name: str, value, reference, *, rtol: float = 0.0, atol: float =
 
 def _short(x: float, tiny: float = 1e-9) -> str:
     # 3 significant digits, and round-off (below `tiny`) shown as a bound, so a table reads the same on every machine
+    if x == 0:
+        return "0"
     return f"< {tiny:.0e}" if abs(x) < tiny else f"{x:.3g}"
 
 
@@ -113,8 +115,9 @@ class CheckTable:
     ``add`` checks ``|value - reference| <= atol + rtol * |reference|`` elementwise (like
     :func:`check_close`) and records a row: the name, the value and the reference, the tolerance
     and why it is what it is, and the verdict. For tensors the row shows one element: the worst
-    one when the check fails, else the element of largest ``|reference|`` (not the one of largest
-    round-off, which changes from one CPU to the next). ``check`` is ``add`` that raises at once
+    one when the check fails; else the element of largest ``|reference|`` (not the one of largest
+    round-off, which changes from one CPU to the next), or the largest deviation when one reference
+    value serves every element. ``check`` is ``add`` that raises at once
     when the row fails, for a check cell whose section shows its table later; ``claim`` records a
     property that is true or false (a shape, an ordering) with what was seen. ``show`` displays the
     rows as a Markdown table and then raises ``AssertionError`` naming every failed row with its
@@ -135,7 +138,12 @@ class CheckTable:
                              f"shape {tuple(v.shape)}; pass a reference of the same shape (or a scalar)") from None
         err, bound = (v - r).abs(), atol + rtol * r.abs()
         ok = bool(torch.isfinite(v).all()) and bool((err <= bound).all())
-        score = torch.nan_to_num(err - bound, nan=float("inf")) if not ok else r.abs()
+        if not ok:
+            score = torch.nan_to_num(err - bound, nan=float("inf"))
+        elif v.numel() > 1 and bool((r == r.flatten()[0]).all()):
+            score = err           # one reference for all (a zero gap, say): show the largest deviation
+        else:
+            score = r.abs()       # not the largest round-off, which changes from one CPU to the next
         k = int(score.flatten().argmax()) if v.numel() else 0
         vk, rk = (float(v.flatten()[k]), float(r.flatten()[k])) if v.numel() else (float("nan"),) * 2
         tol = ", ".join([f"atol {atol:.3g}"] * bool(atol) + [f"rtol {rtol:.3g}"] * bool(rtol)) or "exact"
@@ -156,7 +164,7 @@ class CheckTable:
         """Record a property that holds or not (``seen`` and ``expected`` say what was compared);
         raises ``AssertionError`` at once when it does not hold."""
         ok = bool(holds)
-        self._row(name, seen, expected, why or "exact", ok)
+        self._row(name, seen, expected, why or "-", ok)
         if not ok:
             self.failures.append(f"{name}: saw {seen}, expected {expected}")
             raise AssertionError(f"failed check: {self.failures[-1]}")

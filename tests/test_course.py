@@ -61,7 +61,9 @@ def test_check_table_rows_and_failures(capsys):
         table.show()
     ok = course.CheckTable()
     ok.add("round-off", 1e-14, 0.0, atol=1e-12)
-    assert "| < 1e-13 | < 1e-13 |" in ok.rows[0]   # round-off shown below the tolerance
+    assert "| < 1e-13 | 0 |" in ok.rows[0]   # round-off shown below the tolerance, an exact zero as 0
+    ok.add("gaps", torch.tensor([1e-6, 3e-5, 2e-6]), 0.0, atol=1e-4)
+    assert "| gaps (3 values) | 3e-05 | 0 |" in ok.rows[1]   # one reference for all: the largest deviation
     ok.show()   # no failure: no exception
 
 
