@@ -89,16 +89,12 @@ class GuidanceExplorer(_Explorer):
         self._cache[key] = out
         return out
 
-    def refresh(self):
-        key = (int(self.label.value), float(self.w.value), int(self.steps.value))
-        if self._ui is not None and key not in self._cache:
-            self._message.value = f"computing {self.class_names[key[0]]}, w = {key[1]:g}, {key[2]} steps ..."
-        return super().refresh()
+    def _busy_text(self) -> str:
+        return f"computing {self.class_names[int(self.label.value)]}, w = {float(self.w.value):g}, {int(self.steps.value)} steps"
 
     def summary(self, result: dict) -> str:
-        where = "from the cache" if result["cached"] else f"computed in {result['seconds']:.1f} s"
         return (f"class {result['label']} ({self.class_names[result['label']]}), w = {result['w']:g}: "
-                f"{result['steps']} DDIM steps, {result['nfe']} network calls per image, {where}")
+                f"{result['steps']} DDIM steps, {result['nfe']} network calls per image")
 
     def figure(self, result: dict):
         fig = _new_figure((1.3 * result["samples"].shape[0] + 0.5, 2.0))

@@ -33,6 +33,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import time
 
 import ipywidgets as widgets
 import numpy as np
@@ -309,13 +310,42 @@ class _Explorer:
         raise NotImplementedError
 
     # -- UI --------------------------------------------------------------------------------
+    _CACHE_SIZE = 48
+
+    def _cache_key(self) -> tuple:
+        """The values of the controls that change the computation (view-only controls excluded)."""
+        return tuple(c.value for c in self._controls)
+
+    def _busy_text(self) -> str:
+        return "computing " + ", ".join(f"{c.description.strip()} = {c.value}" for c in self._controls
+                                        if getattr(c, "description", "")) + " ..."
+
     def refresh(self) -> dict | None:
-        """Recompute from the controls and redraw the figure (if the UI was built)."""
-        try:
-            result = self.compute()
-        except Exception as exc:  # shown, not swallowed: widget callbacks have nowhere else to report
-            self._show_error(exc)
-            return None
+        """Recompute from the controls and redraw the figure (if the UI was built).
+
+        A setting computed before is taken from a cache (the explorers are deterministic: every
+        random draw is seeded), so moving a slider back is instant. While a new setting computes,
+        the text line says so (the figure keeps the previous setting until the new one is drawn).
+        """
+        key = self._cache_key()
+        cache = self.__dict__.setdefault("_results", {})
+        if key in cache:
+            result = dict(cache[key], cached=True)
+        else:
+            if self._ui is not None:
+                self._message.value = f'<span style="color:#8a5a00">&#9203; {html.escape(self._busy_text())}</span>'
+            start = time.perf_counter()
+            try:
+                result = self.compute()
+            except Exception as exc:  # shown, not swallowed: widget callbacks have nowhere else to report
+                self._show_error(exc)
+                return None
+            result.setdefault("seconds", time.perf_counter() - start)
+            result.setdefault("cached", False)
+            if not result.get("error"):
+                if len(cache) >= self._CACHE_SIZE:
+                    cache.pop(next(iter(cache)))
+                cache[key] = result
         self.last_result = result
         self._render(result)
         return result
@@ -330,7 +360,9 @@ class _Explorer:
                 return
             self._image.value = _figure_png(self.figure(result))
             self._image.layout.display = None
-            self._message.value = html.escape(self.summary(result))
+            where = " (from the cache)" if result.get("cached") else (
+                f" (computed in {result['seconds']:.2f} s)" if "seconds" in result else "")
+            self._message.value = html.escape(self.summary(result) + where)
             self.last_error = None
         except Exception as exc:
             self._show_error(exc)

@@ -23,6 +23,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "01_forward_process.ipynb"  # its explorer (ScheduleExplorer) is the cheapest to run
+# chapters 3 and 5: the cells their explorer needs (setup, data or model, the explorer), by cell id, and
+# the explorer's main control; running the whole chapter in the browser would add minutes to CI, and
+# nbval already runs every cell
+EXPLORER_CELLS = {
+    "03_ddim.ipynb": (("212b0f5b", "32006783", "e85e4d97"), ("slider", "eta", "0.50")),
+    "05_score_sde.ipynb": (("acca0135", "e5a10037", "e2219ede"), ("dropdown", "sampler", "DDIM")),
+}
 DECK_CHAPTER = "03_ddim.ipynb"  # its saved widget state holds the EtaExplorer's default view
 TOKEN = "diffnotes-browser-test"
 INSTALL_HINT = ("install Chromium (Debian/Ubuntu: `apt-get install chromium`; `make test` does it when "
@@ -72,7 +79,8 @@ def lab(tmp_path_factory):
     """A JupyterLab server on a free port, serving a copy of the chapter (saves never touch the repo)."""
     root = tmp_path_factory.mktemp("lab")
     (root / "notebooks").mkdir()
-    shutil.copy(ROOT / "notebooks" / CHAPTER, root / "notebooks" / CHAPTER)
+    for name in (CHAPTER, *EXPLORER_CELLS):
+        shutil.copy(ROOT / "notebooks" / name, root / "notebooks" / name)
     port = _free_port()
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
@@ -106,30 +114,55 @@ def _errors(messages, ignore=()):
     return [m for m in messages if not any(s in m for s in ignore)]
 
 
-def _set_slider(page, value: str) -> None:
-    """Type ``value`` into the readout of the visible explorer's ``t`` slider; wait for a new figure."""
-    slider = page.locator(".widget-slider:visible", has=page.locator("label", has_text=re.compile(r"^\s*t\s*$"))).last
+def _set_slider(page, value: str, label: str = "t") -> float:
+    """Type ``value`` into the readout of the visible explorer's slider ``label``; wait for a new figure.
+
+    Returns the seconds from the key press to the new figure (the whole round trip: browser, widget
+    messages, kernel, drawing)."""
+    slider = page.locator(".widget-slider:visible", has=page.locator("label", has_text=re.compile(rf"^\s*{label}\s*$"))).last
     image = page.locator(".widget-image:visible").last
     before = image.get_attribute("src")
     slider.locator(".widget-readout").focus()  # a click can miss: reveal.js scales the slide
     page.keyboard.press("Control+A")
     page.keyboard.type(value)
+    start = time.perf_counter()
     page.keyboard.press("Enter")
     page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
                            arg=[image.element_handle(), before], timeout=30_000)
+    elapsed = time.perf_counter() - start
     assert slider.locator(".widget-readout").inner_text().strip() == value
+    return elapsed
+
+
+def _choose(page, value: str, label: str) -> float:
+    """Pick ``value`` in the visible explorer's dropdown ``label``; wait for a new figure (seconds)."""
+    box = page.locator(".widget-dropdown:visible", has=page.locator("label", has_text=re.compile(rf"^\s*{label}\s*$"))).last
+    image = page.locator(".widget-image:visible").last
+    before = image.get_attribute("src")
+    start = time.perf_counter()
+    box.locator("select").select_option(label=value)
+    page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
+                           arg=[image.element_handle(), before], timeout=30_000)
+    return time.perf_counter() - start
+
+
+def _open(context, lab, chapter, messages):
+    page = context.new_page()
+    page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+    # a workspace of its own, so that documents that another test left open are not restored over it
+    page.goto(f"{lab}/lab/workspaces/{Path(chapter).stem}/tree/notebooks/{chapter}?reset&token={TOKEN}")
+    page.wait_for_function("() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                           " return w && w.sessionContext && w.sessionContext.session"
+                           " && w.sessionContext.session.kernel && w.context.isReady"
+                           " && w.content.widgets.length > 0; }", timeout=90_000)
+    return page
 
 
 def test_chapter_explorer_and_live_slide(chromium, lab):
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     messages: list[str] = []
     context.on("console", lambda m: m.type == "error" and messages.append(f"console: {m.text}"))
-    page = context.new_page()
-    page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
-    page.goto(f"{lab}/lab/tree/notebooks/{CHAPTER}?token={TOKEN}")
-    page.wait_for_function("() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-                           " return w && w.sessionContext && w.sessionContext.session"
-                           " && w.sessionContext.session.kernel; }", timeout=90_000)
+    page = _open(context, lab, CHAPTER, messages)
 
     # Run All, then wait for the explorer: a real slider, not the text repr of the widget
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -141,7 +174,8 @@ def test_chapter_explorer_and_live_slide(chromium, lab):
     assert errors.count() == 0, errors.first.inner_text()
 
     # move the explorer's main control (t) through its readout; the figure must change
-    _set_slider(page, "700")
+    seconds = _set_slider(page, "700")
+    print(f"\n{CHAPTER}: t -> 700, figure redrawn in the browser {seconds:.2f} s after the key press")
     assert not _errors(messages), "browser console errors in JupyterLab:\n" + "\n".join(messages)
 
     # the live slides (RISE): the explorer's slide shows the widget itself
@@ -162,6 +196,38 @@ def test_chapter_explorer_and_live_slide(chromium, lab):
     # ... and it answers there: move t again, the slide's figure changes
     _set_slider(rise, "200")
     assert not _errors(messages, RISE_NOISE), "browser console errors:\n" + "\n".join(messages)
+    context.close()
+
+
+@pytest.mark.parametrize("chapter", sorted(EXPLORER_CELLS))
+def test_explorer_answers_in_the_browser(chromium, lab, chapter):
+    """Chapters 3 and 5: run the cells the explorer needs, move its main control, the figure changes."""
+    cells, (kind, label, value) = EXPLORER_CELLS[chapter]
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    messages: list[str] = []
+    context.on("console", lambda m: m.type == "error" and messages.append(f"console: {m.text}"))
+    page = _open(context, lab, chapter, messages)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets"
+                           ".every(c => c.model.type !== 'code' || c.model.outputs.length === 0)", timeout=30_000)
+    for cell_id in cells:
+        index = page.evaluate("(id) => window.jupyterapp.shell.currentWidget.content.widgets"
+                              ".findIndex(c => c.model.id === id)", cell_id)
+        assert index >= 0, f"{chapter} has no cell {cell_id}: update EXPLORER_CELLS"
+        page.evaluate("(i) => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = i;"
+                      " return window.jupyterapp.commands.execute('notebook:run-cell'); }", index)
+        page.wait_for_function("(i) => { const w = window.jupyterapp.shell.currentWidget;"
+                               " return w.content.widgets[i].model.executionCount !== null"
+                               " && w.sessionContext.session.kernel.status === 'idle'; }", arg=index, timeout=180_000)
+    page.wait_for_selector(".jp-OutputArea .widget-image", timeout=60_000)
+    assert page.locator("text=VBox(children").count() == 0, "the explorer is shown as text, not as a widget"
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] >> text=Error")
+    assert errors.count() == 0, errors.first.inner_text()
+    seconds = _set_slider(page, value, label) if kind == "slider" else _choose(page, value, label)
+    print(f"\n{chapter}: {label} -> {value}, figure redrawn in the browser {seconds:.2f} s after the change")
+    message = page.locator(".jp-OutputArea .widget-html:visible").last.inner_text()
+    assert "computed in" in message or "from the cache" in message, message
+    assert not _errors(messages), "browser console errors in JupyterLab:\n" + "\n".join(messages)
     context.close()
 
 

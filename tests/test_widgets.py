@@ -402,6 +402,28 @@ def test_ui_schedule_explorer_one_recompute(monkeypatch):
     assert all(s.continuous_update is False for s in _sliders(ex))
 
 
+def test_ui_says_it_is_computing_and_caches_settings(schedule, mixture, x_T, monkeypatch):
+    ex = W.EtaExplorer(mixture.eps_model(schedule), schedule, x_T=x_T[:8], steps=10)
+    seen = []
+    original = ex.compute
+
+    def watched():
+        seen.append(ex._message.value)          # what the reader sees while the new setting computes
+        return original()
+
+    monkeypatch.setattr(ex, "compute", watched)
+    ex.show()
+    assert "computing" in seen[0] and "computed in" in ex._message.value
+    first = ex.last_result["samples"]
+    ex.eta.value = 0.5
+    assert len(seen) == 2 and "computing" in seen[1] and "eta = 0.5" in seen[1]
+    ex.eta.value = 0.0                           # back to a setting computed before: no recomputation
+    assert len(seen) == 2 and "from the cache" in ex._message.value
+    assert torch.equal(ex.last_result["samples"], first)
+    ex.track.value = 1                           # a view-only control redraws without computing
+    assert len(seen) == 2
+
+
 def test_ui_sampler_explorer(schedule, mixture, x_T, monkeypatch):
     ex = W.SamplerExplorer(mixture.eps_model(schedule), schedule, x_T=x_T, nfe=10)
     calls = _count_computes(monkeypatch, ex)
