@@ -70,6 +70,9 @@ SAMPLERS = (
     "PF-ODE Euler",
     "PF-ODE Heun",
     "PF-ODE RK45",
+    "DPM-Solver++ 2M",
+    "Heun (EDM)",
+    "Analytic-DPM",
 )
 
 # Model calls per step of the fixed-step samplers (PC: one predictor and one corrector call).
@@ -80,6 +83,9 @@ _NFE_PER_STEP = {
     "predictor-corrector": 2,
     "PF-ODE Euler": 1,
     "PF-ODE Heun": 2,
+    "DPM-Solver++ 2M": 1,
+    "Heun (EDM)": 2,      # 2 per step but none saved on the last: steps = (NFE + 1) // 2 (see steps_for)
+    "Analytic-DPM": 1,
 }
 
 _TOLERANCES = (("1e-1", 1e-1), ("1e-2", 1e-2), ("1e-3", 1e-3), ("1e-4", 1e-4), ("1e-5", 1e-5))
@@ -717,7 +723,11 @@ class SamplerExplorer(_Explorer):
     during the run. The adaptive RK45 solver chooses its own steps: its budget is set by the
     tolerance ``tol`` (rtol = atol) instead, and the NFE slider is disabled.
     Ho et al. 2020, Alg. 2; Song et al. 2021 (DDIM), eq. 12; Song et al. 2021b, eq. 6, 13, Alg. 1-5,
-    sec. 4.3; Karras et al. 2022, Alg. 1 (Heun). Chapter 5.
+    sec. 4.3; Karras et al. 2022, Alg. 1 (Heun). Chapter 9 adds the fast samplers of
+    :mod:`diffnotes.fast_samplers` on the model's own timesteps: DPM-Solver++ 2M (Lu et al. 2022),
+    Heun in EDM's variables (``2*steps - 1`` calls) and Analytic-DPM (Bao et al. 2022), whose
+    variance needs :math:`\Gamma_n = E\lVert\hat\epsilon\rVert^2/d`: it is estimated once per set of
+    timesteps from ``reference`` (so Analytic-DPM needs ``reference`` data). Chapter 5.
 
     Parameters
     ----------
@@ -773,6 +783,8 @@ class SamplerExplorer(_Explorer):
         """Number of steps a fixed-step ``sampler`` gets for the budget ``nfe``: ``max(1, nfe // k)``."""
         if sampler not in _NFE_PER_STEP:
             raise ValueError(f"sampler must be one of {tuple(_NFE_PER_STEP)}, got {sampler!r}")
+        if sampler == "Heun (EDM)":          # 2 * steps - 1 calls (no correction onto the data)
+            return max(1, (int(nfe) + 1) // 2)
         return max(1, int(nfe) // _NFE_PER_STEP[sampler])
 
     def compute(self) -> dict:
@@ -797,7 +809,25 @@ class SamplerExplorer(_Explorer):
         generator = torch.Generator().manual_seed(self.seed)
         T = self.schedule.T
         with torch.no_grad():
-            if name in ("DDPM", "DDIM"):
+            if name in ("DPM-Solver++ 2M", "Heun (EDM)", "Analytic-DPM"):
+                from . import fast_samplers as fs
+
+                steps = self.steps_for(name, budget)
+                ts = uniform_timesteps(T, steps)
+                if name == "DPM-Solver++ 2M":
+                    x = fs.sample_dpmpp_2m(counter, self.x_T, ts, schedule=self.schedule)
+                elif name == "Heun (EDM)":
+                    x = fs.sample_heun(counter, self.x_T, ts, schedule=self.schedule)
+                else:
+                    if self.reference is None:
+                        out["error"] = ("Analytic-DPM estimates its variance from data: create the explorer "
+                                        "with reference=<data samples> to use it")
+                        return out
+                    gamma = self._gamma(ts)
+                    x = fs.sample_analytic_dpm(counter, self.x_T, ts, schedule=self.schedule, gamma=gamma,
+                                               generator=generator)
+                out.update(steps=steps, timesteps=ts)
+            elif name in ("DDPM", "DDIM"):
                 steps = self.steps_for(name, budget)
                 ts = uniform_timesteps(T, steps)
                 if name == "DDPM":
@@ -837,6 +867,19 @@ class SamplerExplorer(_Explorer):
                     out.update(steps=steps, timesteps=grid)
         out.update(samples=x.detach().cpu(), nfe=counter.calls)
         return out
+
+    def _gamma(self, ts) -> torch.Tensor:
+        """Analytic-DPM's Gamma at ``ts`` from the reference data (cached per set of timesteps; its
+        model calls are not counted in the sampler's NFE)."""
+        from . import fast_samplers as fs
+
+        key = tuple(int(t) for t in ts)
+        cache = self.__dict__.setdefault("_gammas", {})
+        if key not in cache:
+            x0 = self.reference.to(self.x_T.dtype)
+            cache[key] = fs.estimate_gamma(self.model, x0, ts, schedule=self.schedule,
+                                           generator=torch.Generator().manual_seed(self.seed + 1))
+        return cache[key]
 
     def summary(self, result: dict) -> str:
         name = result["sampler"]

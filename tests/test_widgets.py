@@ -284,7 +284,8 @@ def test_schedule_explorer_image_input_and_title():
 # --------------------------------------------------------------------------- SamplerExplorer
 def test_sampler_explorer_nfe_is_the_real_count(schedule, mixture, x_T):
     counter = Counter(mixture.eps_model(schedule))
-    ex = W.SamplerExplorer(counter, schedule, x_T=x_T)
+    ref = mixture.sample(200, generator=torch.Generator().manual_seed(3))
+    ex = W.SamplerExplorer(counter, schedule, x_T=x_T, reference=ref)
     assert list(ex.sampler.options) == list(W.SAMPLERS)
     per_step = {"predictor-corrector": 2, "PF-ODE Heun": 2}
     for name in W.SAMPLERS:
@@ -299,6 +300,8 @@ def test_sampler_explorer_nfe_is_the_real_count(schedule, mixture, x_T):
                 ex.tol.value = tol
                 for eta in ((0.0, 1.0) if name == "DDIM" else (0.0,)):
                     ex.eta.value = eta
+                    if name == "Analytic-DPM":
+                        ex.compute()      # estimates Gamma once per set of timesteps (not sampler NFE)
                     counter.n = 0
                     r = ex.compute()
                     assert r["error"] is None and r["sampler"] == name
@@ -306,6 +309,9 @@ def test_sampler_explorer_nfe_is_the_real_count(schedule, mixture, x_T):
                     assert r["nfe"] == counter.n  # reported = calls the model actually received
                     if name == "PF-ODE RK45":
                         assert r["nfe"] == r["info"]["nfe"] and r["steps"] is None
+                    elif name == "Heun (EDM)":   # no correction on the step onto the data
+                        assert r["steps"] == max(1, (budget + 1) // 2) and r["nfe"] == 2 * r["steps"] - 1
+                        assert r["nfe"] <= budget
                     else:
                         k = per_step.get(name, 1)
                         assert r["steps"] == max(1, budget // k) and r["nfe"] == k * r["steps"]
@@ -313,7 +319,8 @@ def test_sampler_explorer_nfe_is_the_real_count(schedule, mixture, x_T):
 
 
 def test_sampler_explorer_samples(schedule, mixture, x_T):
-    ex = W.SamplerExplorer(mixture.eps_model(schedule), schedule, x_T=x_T, nfe=100)
+    ref = mixture.sample(400, generator=torch.Generator().manual_seed(3))
+    ex = W.SamplerExplorer(mixture.eps_model(schedule), schedule, x_T=x_T, nfe=100, reference=ref)
     out = {}
     for name in W.SAMPLERS:
         ex.sampler.value = name
@@ -322,14 +329,25 @@ def test_sampler_explorer_samples(schedule, mixture, x_T):
         ex.seed = 99
         b = ex.compute()["samples"]
         ex.seed = 0
-        stochastic = name in ("DDPM", "Euler-Maruyama", "predictor-corrector")
+        stochastic = name in ("DDPM", "Euler-Maruyama", "predictor-corrector", "Analytic-DPM")
         assert torch.equal(a, b) != stochastic  # only the stochastic samplers use the generator
         assert near_modes(a, 1.2), name  # with 100 NFE every sampler lands on the mixture
         out[name] = a
     # the deterministic samplers all solve the probability-flow ODE from the same x_T
     assert (out["PF-ODE Heun"] - out["PF-ODE RK45"]).abs().max() < 0.1
     assert (out["DDIM"] - out["PF-ODE RK45"]).abs().max() < 0.1
+    assert (out["DPM-Solver++ 2M"] - out["PF-ODE RK45"]).abs().max() < 0.1
+    assert (out["Heun (EDM)"] - out["PF-ODE RK45"]).abs().max() < 0.1
     assert not torch.allclose(out["DDPM"], out["DDIM"])
+
+
+def test_sampler_explorer_analytic_dpm_needs_data(schedule, mixture, x_T):
+    ex = W.SamplerExplorer(mixture.eps_model(schedule), schedule, x_T=x_T, sampler="Analytic-DPM", nfe=20)
+    r = ex.compute()
+    assert r["samples"] is None and "reference" in r["error"]
+    ex.reference = mixture.sample(400, generator=torch.Generator().manual_seed(3))
+    r = ex.compute()
+    assert r["error"] is None and r["nfe"] == 20 and near_modes(r["samples"], 1.2)
 
 
 def test_sampler_explorer_bad_arguments(schedule, mixture, x_T):
