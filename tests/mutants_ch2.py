@@ -60,10 +60,10 @@ MUTANTS = [
            "forward.posterior_mean_coefs", _c0_index_shift, "c_0 = sqrt(ab_t) beta / (1-ab_t)"),
     Mutant("ch2 posterior_variance: beta instead of beta_tilde", NB, POSTERIOR,
            "forward.posterior_variance", _variance_is_beta, "posterior_variance returns beta_t"),
-    Mutant("ch2 x0_from_eps: divides by alpha_bar", NB, (SETUP, "e3354b39"),
+    Mutant("ch2 x0_from_eps: divides by alpha_bar", NB, (SETUP, "321a474b", "e3354b39", "529e5b5e"),
            "forward.x0_from_eps", _x0_from_eps_without_sqrt, "x0_from_eps divides by ab instead of sqrt(ab)"),
-    Mutant("ch2 sample_ddpm: the two variances swapped", NB, (SETUP, "d4a247a6"),
+    Mutant("ch2 sample_ddpm: the two variances swapped", NB, (SETUP, "72daa0ca", "d4a247a6", "8f51d3a6", "e4c7a1f9", "d1b7e3a5"),
            "samplers._ddpm_update", _ddpm_variances_swapped, "DDPM step uses beta for beta_tilde and back"),
-    Mutant("ch2 decoder_nll: std 1.5x too large", NB, (SETUP, "eb09d3b6"),
+    Mutant("ch2 decoder_nll: std 1.5x too large", NB, (SETUP, "a4b04257", "eb09d3b6", "a7feaed7"),
            "losses.decoder_nll", _decoder_scale, "discretised decoder with a wrong scale"),
 ]

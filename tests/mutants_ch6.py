@@ -5,10 +5,10 @@ from mutation_harness import Mutant
 
 NB = "06_improved_ddpm"
 SETUP = "4e32b1bf"
-COSINE = (SETUP, "575c5b44", "8e68ae6d", "4d7ecc8a")          # SymPy series, code vs expansions, code vs eq. 17
-VARIANCE = (SETUP, "481c647c", "e9a7bfbd")                     # v = -1, 0, 1 and random v; v outside [-1, 1]
+COSINE = (SETUP, "700056ac", "575c5b44", "8e68ae6d", "4d7ecc8a")  # table checks_cosine; SymPy series; code vs eq. 17
+VARIANCE = (SETUP, "70fb4b24", "481c647c", "e9a7bfbd")         # table checks_variance; v = -1, 0, 1, random v; |v| > 1
 HYBRID = (SETUP, "a4dd08ab", "a43824a2", "2097af18")           # hybrid loss against the formulas by hand
-IMPORTANCE = (SETUP, "e8616314", "128bd42b")                   # LossAwareSampler: exact and Monte Carlo variances
+IMPORTANCE = (SETUP, "cd2fe2f4", "e8616314", "c6a20019", "128bd42b")  # table; LossAwareSampler: exact, Monte Carlo
 
 
 def _cosine_no_offset(f):
