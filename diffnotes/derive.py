@@ -60,6 +60,7 @@ __all__ = [
     "ddim_as_euler_ode",
     "gaussian_kl",
     "check_against",
+    "show_aligned",
 ]
 
 
@@ -241,7 +242,7 @@ class Derivation:
         lines = [rf"{_latex_text(key)}: &\quad {_latex(e)}" for key, e in self.expected.items()]
         if self.holds():
             keys = ", ".join(self.residual)
-            lines.append(rf"\text{{derived}} - \text{{{self.source}}} \ ({_latex_text(keys)}): &\quad 0")
+            lines.append(rf"\text{{derived}} - {_latex_text(self.source)} \ ({_latex_text(keys)}): &\quad 0")
         else:
             lines += [rf"\text{{residual}} \ {_latex_text(key)}: &\quad {_latex(e)}" for key, e in self.residual.items()]
         return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
@@ -259,6 +260,14 @@ class Derivation:
     def __repr__(self) -> str:
         status = "holds" if self.holds() else "DOES NOT HOLD"
         return f"Derivation({self.name!r}, {status}, result={dict(self.result)})"
+
+
+def show_aligned(*rows: str) -> None:
+    r"""Display LaTeX rows (``"lhs &= rhs"``) as one ``aligned`` block: how a chapter shows a derivation
+    it builds itself, ending with the residuals that SymPy proved to be zero."""
+    from IPython.display import Math, display
+
+    display(Math(r"\begin{aligned}" + r"\\ ".join(rows) + r"\end{aligned}"))
 
 
 def _derivation(name, source, result, expected, steps, relations=None, point=None) -> Derivation:

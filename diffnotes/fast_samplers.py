@@ -62,6 +62,7 @@ __all__ = [
     "sample_heun",
     "sample_analytic_dpm",
     "heun_nfe",
+    "karras_timesteps",
     "gaussian_flow_map",
     "fit_order",
     "convergence_errors",
@@ -215,6 +216,36 @@ def heun_nfe(steps: int) -> int:
     """Network calls of :func:`sample_heun` with ``steps`` timesteps: ``2*steps - 1`` (EDM, sec. 3)."""
     steps = check_int("steps", steps, 1)
     return 2 * steps - 1
+
+
+def karras_timesteps(schedule, steps: int, *, rho: float = 7.0, t_max: int | None = None) -> torch.Tensor:
+    r"""``steps`` code indices whose EDM noise levels follow Karras et al.'s :math:`\rho`-spacing.
+
+    .. math:: \sigma_i = \Big(\sigma_{\max}^{1/\rho} + \tfrac{i}{S-1}\big(\sigma_{\min}^{1/\rho}
+              - \sigma_{\max}^{1/\rho}\big)\Big)^{\rho},\qquad i = 0, \dots, S-1,
+
+    with :math:`\sigma_{\max} = \sigma_{\rm EDM}(\bar\alpha_{t_{\max}})` and
+    :math:`\sigma_{\min} = \sigma_{\rm EDM}(\bar\alpha_0)`, each :math:`\sigma_i` taken to the code
+    index of nearest :math:`\log\sigma_{\rm EDM}` (a discrete model only knows its own
+    timesteps), kept strictly decreasing. Karras et al. 2022 (EDM), eq. 5 (:math:`\rho = 7`):
+    steps shrink towards the data, where the ODE bends most, instead of being even in :math:`t`.
+    Decreasing order, from ``t_max`` (default ``T - 1``) to 0. Chapter 9.
+    """
+    T = schedule.T
+    S = check_int("steps", steps, 1, T)
+    check_range("rho", rho, 0.0, None, low_open=True)
+    t_max = T - 1 if t_max is None else check_int("t_max", t_max, S - 1, T - 1)
+    if S == 1:
+        return torch.tensor([t_max], dtype=torch.long)
+    log_sig = torch.log(edm_sigma(schedule.alpha_bar[: t_max + 1]))
+    hi, lo = float(log_sig[-1]), float(log_sig[0])
+    ramp = torch.linspace(0, 1, S, dtype=torch.float64)
+    target = rho * torch.log(math.exp(hi / rho) + ramp * (math.exp(lo / rho) - math.exp(hi / rho)))
+    ts = (log_sig[None, :] - target[:, None]).abs().argmin(1)
+    ts[0] = t_max
+    for i in range(1, S):   # nearest indices may repeat where sigma is dense: step down, leaving room below
+        ts[i] = max(min(int(ts[i]), int(ts[i - 1]) - 1), S - 1 - i)
+    return ts.long()
 
 
 # --------------------------------------------------------------------------- oracle helpers

@@ -406,3 +406,20 @@ def test_check_against_errors():
         check_against(AB, 3, [AB])
     with pytest.raises(ValueError, match="one value per point"):
         check_against(AB, lambda ab: torch.zeros(3), [AB], n=5)
+
+
+def test_summary_escapes_the_source_and_shows_the_zero_residual():
+    d = derive.gaussian_kl()
+    tex = d.summary_latex()
+    assert r"Kingma \& Welling" in tex          # a bare & would be an alignment tab inside `aligned`
+    assert tex.endswith(r"&\quad 0\end{aligned}") and tex.count("&") - tex.count(r"\&") == len(d.expected) + 1
+    assert d._repr_latex_() == f"$\\displaystyle {tex}$"
+
+
+def test_show_aligned_displays_one_block(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    derive.show_aligned(r"a &= b", r"a - b &= 0")
+    assert shown[0].data == r"\begin{aligned}a &= b\\ a - b &= 0\end{aligned}"

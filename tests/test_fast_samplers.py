@@ -246,3 +246,28 @@ def test_errors():
         F.sample_heun(model, x, [5, 0], schedule=sch, callback=3)
     with pytest.raises(ValueError, match="steps and errors"):
         F.fit_order([8], [1.0])
+
+
+def test_karras_timesteps_follow_the_rho_spacing():
+    sched = linear_schedule(1000)
+    for S in (1, 2, 5, 10, 50, 1000):
+        ts = F.karras_timesteps(sched, S)
+        assert ts.dtype == torch.long and ts.numel() == S and int(ts[0]) == 999
+        assert bool((ts[1:] < ts[:-1]).all()) and (S == 1 or int(ts[-1]) == 0)
+    # at few steps the indices are the nearest ones to the rho = 7 noise levels (EDM eq. 5)
+    ts = F.karras_timesteps(sched, 5, t_max=800)
+    sig = F.edm_sigma(sched.alpha_bar[ts])
+    s_max, s_min = F.edm_sigma(sched.alpha_bar[800]), F.edm_sigma(sched.alpha_bar[0])
+    ramp = torch.linspace(0, 1, 5, dtype=torch.float64)
+    target = (s_max ** (1 / 7) + ramp * (s_min ** (1 / 7) - s_max ** (1 / 7))) ** 7
+    assert torch.allclose(sig.log(), target.log(), atol=0.02)
+    # denser near the data than the uniform grid: more of its steps below sigma_EDM = 1
+    uniform = torch.linspace(800, 0, 10).round().long()
+    n_low = lambda t: int((F.edm_sigma(sched.alpha_bar[t]) < 1).sum())  # noqa: E731
+    assert n_low(F.karras_timesteps(sched, 10, t_max=800)) > n_low(uniform)
+    with pytest.raises(ValueError, match="t_max"):
+        F.karras_timesteps(sched, 10, t_max=5)
+    with pytest.raises(ValueError, match="rho"):
+        F.karras_timesteps(sched, 10, rho=0.0)
+    with pytest.raises(ValueError, match="steps"):
+        F.karras_timesteps(sched, 1001)
