@@ -169,6 +169,11 @@ class CheckTable:
             self.failures.append(f"{name}: saw {seen}, expected {expected}")
             raise AssertionError(f"failed check: {self.failures[-1]}")
 
+    def proved(self, name: str, *residuals) -> None:
+        """A row for SymPy residuals that must all be exactly zero (a proof); raises at once if not."""
+        self.claim(name, all(r == 0 for r in residuals), "residual " + ", ".join(map(str, residuals)), "0",
+                   why="exact (SymPy)")
+
     def _row(self, name, value, reference, tol, ok) -> None:
         cells = [str(c).replace("|", "\\|") for c in (name, value, reference, tol)]
         self.rows.append(f"| {' | '.join(cells)} | {'pass' if ok else '**FAIL**'} |")

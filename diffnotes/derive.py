@@ -262,12 +262,23 @@ class Derivation:
         return f"Derivation({self.name!r}, {status}, result={dict(self.result)})"
 
 
-def show_aligned(*rows: str) -> None:
-    r"""Display LaTeX rows (``"lhs &= rhs"``) as one ``aligned`` block: how a chapter shows a derivation
-    it builds itself, ending with the residuals that SymPy proved to be zero."""
+def show_aligned(*rows, names: Mapping | None = None, sep: str = r": &\quad ") -> None:
+    r"""Display rows as one LaTeX ``aligned`` block: how a chapter shows a derivation it builds itself,
+    ending with the residuals that SymPy proved to be zero.
+
+    A row is a LaTeX string (``"a &= b"``, used as it is) or a pair ``(label, expr)`` written
+    ``label + sep + latex(expr)``; ``expr`` is a SymPy expression (typeset with ``names``, a
+    symbol -> LaTeX map, or the paper's names of :func:`paper_symbols`) or a LaTeX string.
+    """
     from IPython.display import Math, display
 
-    display(Math(r"\begin{aligned}" + r"\\ ".join(rows) + r"\end{aligned}"))
+    def tex(e):
+        if isinstance(e, str):
+            return e
+        return sp.latex(e, symbol_names=dict(names)) if names is not None else _latex(e)
+
+    lines = [r if isinstance(r, str) else f"{r[0]}{sep}{tex(r[1])}" for r in rows]
+    display(Math(r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"))
 
 
 def _derivation(name, source, result, expected, steps, relations=None, point=None) -> Derivation:

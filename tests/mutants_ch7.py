@@ -4,10 +4,15 @@ import numpy as np
 from mutation_harness import Mutant
 
 NB = "07_evaluation"
-SETUP = "083e5bdf"
-FRECHET = (SETUP, "f087c334")            # fid.frechet_distance against closed forms (1-D, commuting, non-commuting)
-BIAS = (SETUP, "e9f10b33")               # mean FD of two same-Gaussian samples against 2d/N + d(d+1)/(2(N-1))
-RESIZE = (SETUP, "ab85bd0e")             # fid.resize_bilinear_tf1 against the TF1 rule by hand
+SETUP = ("083e5bdf", "806ef46b")   # imports, then the helpers show_aligned and proved
+# fid.frechet_distance against closed forms (1-D and commuting 2-D, non-commuting 2-D, 64-D); 0ba5b234 creates
+# section 1's check table
+FRECHET = (*SETUP, "0ba5b234", "f087c334", "67141724", "4f4e4007")
+# mean FD of two same-Gaussian samples against 2d/N + d(d+1)/(2(N-1)); 53576582 creates section 3's table,
+# e9f10b33 simulates, f6fa22c7 checks feature_statistics, 344a85ab checks the prediction
+BIAS = (*SETUP, "53576582", "e9f10b33", "f6fa22c7", "344a85ab")
+# fid.resize_bilinear_tf1 against the TF1 rule by hand; 65171c96 creates section 2's table
+RESIZE = (*SETUP, "65171c96", "ab85bd0e", "0e9b9953")
 
 
 def _fd_sqrt_dropped(f):

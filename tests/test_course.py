@@ -110,3 +110,14 @@ def test_show_figure_carries_alt_text(monkeypatch):
     assert not plt.fignum_exists(fig.number)          # closed, so the inline backend does not show it twice
     with pytest.raises(ValueError, match="alt"):
         course.show_figure(plt.figure(), alt="  ")
+
+
+def test_check_table_proved_rows():
+    import sympy as sp
+
+    x = sp.Symbol("x")
+    table = course.CheckTable()
+    table.proved("square of a sum", sp.expand((x + 1) ** 2 - x**2 - 2 * x - 1))
+    assert "| residual 0 | 0 | exact (SymPy) | pass |" in table.rows[0]
+    with pytest.raises(AssertionError, match="residual 0, x"):
+        table.proved("one wrong", 0, sp.expand((x + 1) ** 2 - x**2 - x - 1))

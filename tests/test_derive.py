@@ -423,3 +423,8 @@ def test_show_aligned_displays_one_block(monkeypatch):
     monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
     derive.show_aligned(r"a &= b", r"a - b &= 0")
     assert shown[0].data == r"\begin{aligned}a &= b\\ a - b &= 0\end{aligned}"
+    S = derive.paper_symbols()
+    derive.show_aligned((r"\text{res}", S.alpha_bar_t - S.alpha_bar_t), ("q", S.alpha_bar_t), sep=" &= ")
+    assert shown[1].data == r"\begin{aligned}\text{res} &= 0\\ q &= \bar\alpha_t\end{aligned}"
+    derive.show_aligned(("q", S.alpha_bar_t), names={S.alpha_bar_t: "A"})
+    assert shown[2].data == r"\begin{aligned}q: &\quad A\end{aligned}"
