@@ -7,7 +7,6 @@ a new setting is computed the text line says so.
 """
 from __future__ import annotations
 
-import time
 
 import ipywidgets as widgets
 import torch
@@ -66,28 +65,20 @@ class GuidanceExplorer(_Explorer):
             raise ValueError(f"steps must be one of {step_opts}, got {steps!r}")
         self.steps = widgets.SelectionSlider(options=step_opts, value=steps, **_slider_kw("DDIM steps"))
         self.class_names = names
-        self._cache: dict = {}
         self._watch(self.label, self.w, self.steps)
 
     def compute(self) -> dict:
-        """Samples for the current controls (from the cache when this setting was computed before).
+        """Samples for the current controls (the explorer's ``refresh`` caches each setting).
 
-        Returns ``dict(samples, label, w, steps, nfe, seconds, cached, error=None)``; ``samples``
-        is a CPU tensor shaped like ``x_T``, ``nfe`` the network calls per image.
+        Returns ``dict(samples, label, w, steps, nfe, error=None)``; ``samples`` is a CPU tensor
+        shaped like ``x_T``, ``nfe`` the network calls per image.
         """
-        key = (int(self.label.value), float(self.w.value), int(self.steps.value))
-        if key in self._cache:
-            return dict(self._cache[key], cached=True)
-        y, w, S = key
-        start = time.perf_counter()
+        y, w, S = int(self.label.value), float(self.w.value), int(self.steps.value)
         with torch.no_grad():
             x0 = sample_ddim(cfg_model(self.model, y, w), self.x_T, uniform_timesteps(self.schedule.T, S),
                              schedule=self.schedule, eta=0.0)
         nfe = S if w == 0 else 2 * S
-        out = dict(samples=x0.detach().cpu().clamp(-1, 1), label=y, w=w, steps=S, nfe=nfe,
-                   seconds=time.perf_counter() - start, cached=False, error=None)
-        self._cache[key] = out
-        return out
+        return dict(samples=x0.detach().cpu().clamp(-1, 1), label=y, w=w, steps=S, nfe=nfe, error=None)
 
     def _busy_text(self) -> str:
         return f"computing {self.class_names[int(self.label.value)]}, w = {float(self.w.value):g}, {int(self.steps.value)} steps"

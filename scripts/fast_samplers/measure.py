@@ -37,8 +37,10 @@ OUT = ROOT / "runs/eval/fast_samplers.json"
 REF = ROOT / "runs/eval/ref2k_train.stats.npz"
 GAMMA = ROOT / "runs/eval/fast_samplers_gamma.json"
 
-# name: (sampler, steps); NFE = steps except Heun (2*steps - 1)
+# name: (sampler, steps[, grid]); NFE = steps except Heun (2*steps - 1). grid "rho7": the same first index as
+# uniform_timesteps, then fast_samplers.karras_timesteps (EDM's rho = 7 spacing) down to 0
 ROWS = {
+    "dpmpp2m_10_rho7": ("dpmpp2m", 10, "rho7"), "heun_9_rho7": ("heun", 5, "rho7"), "ddim_10_rho7": ("ddim", 10, "rho7"),
     "ddim_10": ("ddim", 10), "dpmpp2m_10": ("dpmpp2m", 10), "heun_9": ("heun", 5),
     "analytic_10": ("analytic", 10), "ddpm_beta_tilde_10": ("ddpm_beta_tilde", 10), "ddpm_beta_10": ("ddpm_beta", 10),
     "ddim_5": ("ddim", 5), "dpmpp2m_5": ("dpmpp2m", 5), "heun_5": ("heun", 3),
@@ -69,9 +71,11 @@ def load() -> dict:
     return json.loads(OUT.read_text()) if OUT.is_file() else {"rows": {}}
 
 
-def draw(model, kind, steps, n, batch_size=250):
+def draw(model, kind, steps, n, batch_size=250, grid="uniform"):
     sch = model.schedule
     ts = uniform_timesteps(sch.T, steps)
+    if grid == "rho7":
+        ts = F.karras_timesteps(sch, steps, t_max=int(ts[0]))
     gamma = gamma_for(model, ts) if kind == "analytic" else None
     out = []
     for start in range(0, n, batch_size):
@@ -107,9 +111,10 @@ def main():
         if have is not None and have.get("n") == args.n:
             print(f"{name}: have FID {have['fid']:.2f}", flush=True)
             continue
-        kind, steps = ROWS[name]
+        kind, steps, *grid = ROWS[name]
+        grid = grid[0] if grid else "uniform"
         t0 = time.perf_counter()
-        images, ts = draw(model, kind, steps, args.n)
+        images, ts = draw(model, kind, steps, args.n, grid=grid)
         t1 = time.perf_counter()
         value = fid.compute_fid(images, ref, method="eigh", progress=False)
         nfe = F.heun_nfe(steps) if kind == "heun" else steps
@@ -118,7 +123,7 @@ def main():
                                f"{REF.relative_to(ROOT)} (2000 training images), method eigh")
         results["command"] = "nice -n 10 .venv/bin/python scripts/fast_samplers/measure.py [--rows ...]"
         results["torch"], results["python"] = torch.__version__, platform.python_version()
-        results["rows"][name] = {"sampler": kind, "steps": steps, "nfe": nfe, "fid": value, "n": args.n,
+        results["rows"][name] = {"sampler": kind, "steps": steps, "grid": grid, "nfe": nfe, "fid": value, "n": args.n,
                                  "timesteps": [int(t) for t in ts], "sample_seconds": t1 - t0,
                                  "seconds": time.perf_counter() - t0}
         tmp = OUT.with_suffix(f".{os.getpid()}.tmp")
