@@ -9,8 +9,6 @@ Every chapter starts with ``from diffnotes.course import *``-free imports such a
 * :func:`sizes` -- pick a number for fast mode or for the full run.
 * :func:`cifar10_images` -- CIFAR-10 images when a folder is configured, else ``None`` with a
   message (it never downloads).
-* :func:`check_close` -- the numeric check of a formula: raises ``AssertionError`` unless the
-  error is within the stated tolerance, and prints a line that does not depend on the machine.
 * :class:`CheckTable` -- a section's numeric checks collected into one pass/fail table; showing it
   raises ``AssertionError`` with the numbers of every failed row.
 * :func:`show_images` -- a grid of images in [-1, 1] (or uint8) as a matplotlib figure.
@@ -23,7 +21,7 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["FAST", "sizes", "cifar10_images", "check_close", "CheckTable", "show_figure", "show_images", "load_model", "model_card_fid_tables",
+__all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "show_figure", "show_images", "load_model", "model_card_fid_tables",
            "detail", "contrast", "paired_gap"]
 
 
@@ -80,28 +78,6 @@ def cifar10_images(n: int | None = None, split: str = "test", *, verbose: bool =
     return images if n is None else images[:n]
 
 
-def check_close(name: str, value, reference, *, rtol: float = 0.0, atol: float = 0.0) -> None:
-    """Assert ``|value - reference| <= atol + rtol * |reference|`` elementwise, and say so.
-
-    The printed line names the tolerance, not the error, so notebook outputs are the same on
-    every machine; the assertion fails loudly (with the error) when the check does not hold.
-    """
-    v = torch.as_tensor(value, dtype=torch.float64)
-    r = torch.as_tensor(reference, dtype=torch.float64)
-    if v.shape != r.shape:
-        raise AssertionError(f"{name}: shape {tuple(v.shape)} differs from reference {tuple(r.shape)}")
-    err = (v - r).abs()
-    bound = atol + rtol * r.abs()
-    if not bool(torch.isfinite(v).all()) or bool((err > bound).any()):
-        raise AssertionError(
-            f"{name}: max error {err.max().item():.3g} exceeds the tolerance "
-            f"(atol={atol:g}, rtol={rtol:g})"
-        )
-    parts = [f"atol={atol:g}"] if atol else []
-    parts += [f"rtol={rtol:g}"] if rtol else []
-    print(f"OK  {name}  (within {', '.join(parts) or 'exact equality'})")
-
-
 def _short(x: float, tiny: float = 1e-9) -> str:
     # 3 significant digits, and round-off (below `tiny`) shown as a bound, so a table reads the same on every machine
     if x == 0:
@@ -112,8 +88,7 @@ def _short(x: float, tiny: float = 1e-9) -> str:
 class CheckTable:
     """One section's numeric checks, shown as one pass/fail table.
 
-    ``add`` checks ``|value - reference| <= atol + rtol * |reference|`` elementwise (like
-    :func:`check_close`) and records a row: the name, the value and the reference, the tolerance
+    ``add`` checks ``|value - reference| <= atol + rtol * |reference|`` elementwise and records a row: the name, the value and the reference, the tolerance
     and why it is what it is, and the verdict. For tensors the row shows one element: the worst
     one when the check fails; else the element of largest ``|reference|`` (not the one of largest
     round-off, which changes from one CPU to the next), or the largest deviation when one reference

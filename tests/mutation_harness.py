@@ -5,7 +5,7 @@ A :class:`Mutant` names a chapter, the code cells (by their nbformat cell ``id``
 and assert one check, a function of the package, and a broken version of it (a flipped sign, a
 square root added or dropped, an index off by one). :func:`run_cells` executes those cells,
 in notebook order, in a fresh namespace with the package patched; the mutant is *killed* when
-the cells raise ``AssertionError`` (a failed ``assert`` or ``course.check_close``).
+the cells raise ``AssertionError`` (a failed ``assert`` or a row of ``course.CheckTable``).
 
 The cells run in-process, in fast mode, with matplotlib's Agg backend and ``plt.show`` closing
 the figures; IPython magics (``%matplotlib``) are skipped. A baseline run without the mutation
