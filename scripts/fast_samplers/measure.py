@@ -41,6 +41,7 @@ GAMMA = ROOT / "runs/eval/fast_samplers_gamma.json"
 # uniform_timesteps, then fast_samplers.karras_timesteps (EDM's rho = 7 spacing) down to 0
 ROWS = {
     "dpmpp2m_10_rho7": ("dpmpp2m", 10, "rho7"), "heun_9_rho7": ("heun", 5, "rho7"), "ddim_10_rho7": ("ddim", 10, "rho7"),
+    "dpmpp2m_50_rho7": ("dpmpp2m", 50, "rho7"),
     "ddim_10": ("ddim", 10), "dpmpp2m_10": ("dpmpp2m", 10), "heun_9": ("heun", 5),
     "analytic_10": ("analytic", 10), "ddpm_beta_tilde_10": ("ddpm_beta_tilde", 10), "ddpm_beta_10": ("ddpm_beta", 10),
     "ddim_5": ("ddim", 5), "dpmpp2m_5": ("dpmpp2m", 5), "heun_5": ("heun", 3),
