@@ -633,3 +633,16 @@ def test_the_shipped_default_model():
     with torch.no_grad():
         eps_null, eps_cat = m(x, 500), m(x, 500, 3)
     assert eps_null.shape == x.shape and (eps_null - eps_cat).abs().max() > 1e-3
+
+
+def test_the_stage_3_candidate_continues_the_default():
+    """cifar10-cpu-3 (MODEL_CARD.md, "A candidate for the next default") is the default's network trained
+    on: same architecture, started from it (init_from), different weights."""
+    import diffnotes
+
+    base, m = diffnotes.pretrained(), diffnotes.pretrained("cifar10-cpu-3")
+    assert m.config["model"] == base.config["model"] and m.config["train"]["init_from"] == "cifar10-cpu"
+    assert m.config["step"] == 1794 and m.config["train"]["lr"] == 2e-4
+    sa, sb = base.state_dict(), m.state_dict()
+    assert sa.keys() == sb.keys()
+    assert max(float((sa[k] - sb[k]).abs().max()) for k in sa) > 1e-3
