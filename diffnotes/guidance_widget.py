@@ -7,7 +7,6 @@ a new setting is computed the text line says so.
 """
 from __future__ import annotations
 
-
 import ipywidgets as widgets
 import torch
 

@@ -88,6 +88,9 @@ _NFE_PER_STEP = {
     "Analytic-DPM": 1,
 }
 
+# samplers that run on the discrete model's timesteps (the others integrate the matched VP SDE / ODE)
+_DISCRETE = ("DDPM", "DDIM", "DPM-Solver++ 2M", "Heun (EDM)", "Analytic-DPM")
+
 _TOLERANCES = (("1e-1", 1e-1), ("1e-2", 1e-2), ("1e-3", 1e-3), ("1e-4", 1e-4), ("1e-5", 1e-5))
 
 
@@ -812,12 +815,17 @@ class SamplerExplorer(_Explorer):
         generator = torch.Generator().manual_seed(self.seed)
         T = self.schedule.T
         with torch.no_grad():
-            if name in ("DPM-Solver++ 2M", "Heun (EDM)", "Analytic-DPM"):
+            if name in _DISCRETE:   # the model's own timesteps, evenly spaced
                 from . import fast_samplers as fs
 
                 steps = self.steps_for(name, budget)
                 ts = uniform_timesteps(T, steps)
-                if name == "DPM-Solver++ 2M":
+                if name == "DDPM":
+                    x = sample_ddpm(counter, self.x_T, ts, schedule=self.schedule, generator=generator)
+                elif name == "DDIM":
+                    x = sample_ddim(counter, self.x_T, ts, schedule=self.schedule, eta=out["eta"],
+                                    generator=generator)
+                elif name == "DPM-Solver++ 2M":
                     x = fs.sample_dpmpp_2m(counter, self.x_T, ts, schedule=self.schedule)
                 elif name == "Heun (EDM)":
                     x = fs.sample_heun(counter, self.x_T, ts, schedule=self.schedule)
@@ -826,18 +834,8 @@ class SamplerExplorer(_Explorer):
                         out["error"] = ("Analytic-DPM estimates its variance from data: create the explorer "
                                         "with reference=<data samples> to use it")
                         return out
-                    gamma = self._gamma(ts)
-                    x = fs.sample_analytic_dpm(counter, self.x_T, ts, schedule=self.schedule, gamma=gamma,
+                    x = fs.sample_analytic_dpm(counter, self.x_T, ts, schedule=self.schedule, gamma=self._gamma(ts),
                                                generator=generator)
-                out.update(steps=steps, timesteps=ts)
-            elif name in ("DDPM", "DDIM"):
-                steps = self.steps_for(name, budget)
-                ts = uniform_timesteps(T, steps)
-                if name == "DDPM":
-                    x = sample_ddpm(counter, self.x_T, ts, schedule=self.schedule, generator=generator)
-                else:
-                    x = sample_ddim(counter, self.x_T, ts, schedule=self.schedule, eta=out["eta"],
-                                    generator=generator)
                 out.update(steps=steps, timesteps=ts)
             else:
                 score = sde_mod.eps_model_as_score(counter, self.sde, self.schedule)

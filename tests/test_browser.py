@@ -114,36 +114,37 @@ def _errors(messages, ignore=()):
     return [m for m in messages if not any(s in m for s in ignore)]
 
 
-def _set_slider(page, value: str, label: str = "t") -> float:
-    """Type ``value`` into the readout of the visible explorer's slider ``label``; wait for a new figure.
-
-    Returns the seconds from the key press to the new figure (the whole round trip: browser, widget
-    messages, kernel, drawing)."""
-    slider = page.locator(".widget-slider:visible", has=page.locator("label", has_text=re.compile(rf"^\s*{label}\s*$"))).last
-    image = page.locator(".widget-image:visible").last
-    before = image.get_attribute("src")
-    slider.locator(".widget-readout").focus()  # a click can miss: reveal.js scales the slide
-    page.keyboard.press("Control+A")
-    page.keyboard.type(value)
-    start = time.perf_counter()
-    page.keyboard.press("Enter")
-    page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
-                           arg=[image.element_handle(), before], timeout=30_000)
-    elapsed = time.perf_counter() - start
-    assert slider.locator(".widget-readout").inner_text().strip() == value
-    return elapsed
-
-
-def _choose(page, value: str, label: str) -> float:
-    """Pick ``value`` in the visible explorer's dropdown ``label``; wait for a new figure (seconds)."""
-    box = page.locator(".widget-dropdown:visible", has=page.locator("label", has_text=re.compile(rf"^\s*{label}\s*$"))).last
+def _redraw_seconds(page, change) -> float:
+    """Run ``change()`` on the visible explorer and wait for its figure to change; returns the seconds
+    from the change to the new figure (the whole round trip: browser, widget messages, kernel, drawing)."""
     image = page.locator(".widget-image:visible").last
     before = image.get_attribute("src")
     start = time.perf_counter()
-    box.locator("select").select_option(label=value)
+    change()
     page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
                            arg=[image.element_handle(), before], timeout=30_000)
     return time.perf_counter() - start
+
+
+def _control(page, kind: str, label: str):
+    return page.locator(f".widget-{kind}:visible", has=page.locator("label", has_text=re.compile(rf"^\s*{label}\s*$"))).last
+
+
+def _set_slider(page, value: str, label: str = "t") -> float:
+    """Type ``value`` into the readout of the visible explorer's slider ``label``; seconds to the new figure."""
+    slider = _control(page, "slider", label)
+    slider.locator(".widget-readout").focus()  # a click can miss: reveal.js scales the slide
+    page.keyboard.press("Control+A")
+    page.keyboard.type(value)
+    seconds = _redraw_seconds(page, lambda: page.keyboard.press("Enter"))
+    assert slider.locator(".widget-readout").inner_text().strip() == value
+    return seconds
+
+
+def _choose(page, value: str, label: str) -> float:
+    """Pick ``value`` in the visible explorer's dropdown ``label``; seconds to the new figure."""
+    select = _control(page, "dropdown", label).locator("select")
+    return _redraw_seconds(page, lambda: select.select_option(label=value))
 
 
 def _open(context, lab, chapter, messages):
