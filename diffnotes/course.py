@@ -144,6 +144,17 @@ class CheckTable:
             self.failures.append(f"{name}: saw {seen}, expected {expected}")
             raise AssertionError(f"failed check: {self.failures[-1]}")
 
+    def formula(self, name: str, expr, fn, symbols, *, rtol: float = 1e-10, why: str = "", **kw) -> None:
+        """A row for a SymPy expression against the code that implements it: runs
+        :func:`diffnotes.derive.check_against` (which raises with the worst point when they disagree;
+        ``kw`` goes to it: ``domain``, ``constraint``, ``n``, ``atol``) and records its largest relative
+        error against ``rtol``."""
+        from .derive import check_against
+
+        report = check_against(expr, fn, symbols, rtol=rtol, **kw)
+        self.check(f"{name}: largest relative error", report.max_rel_error, 0.0, atol=rtol,
+                   why=why or f"{report.n} random points; float64 round-off")
+
     def proved(self, name: str, *residuals) -> None:
         """A row for SymPy residuals that must all be exactly zero (a proof); raises at once if not."""
         self.claim(name, all(r == 0 for r in residuals), "residual " + ", ".join(map(str, residuals)), "0",

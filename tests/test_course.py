@@ -121,3 +121,14 @@ def test_check_table_proved_rows():
     assert "| residual 0 | 0 | exact (SymPy) | pass |" in table.rows[0]
     with pytest.raises(AssertionError, match="residual 0, x"):
         table.proved("one wrong", 0, sp.expand((x + 1) ** 2 - x**2 - x - 1))
+
+
+def test_check_table_formula_rows():
+    import sympy as sp
+
+    a, b = sp.symbols("a b", positive=True)
+    table = course.CheckTable()
+    table.formula("a*b", a * b, lambda x, y: x * y, [a, b], rtol=1e-12)
+    assert table.rows[0].startswith("| a*b: largest relative error | 0 | 0 | atol 1e-12 (200 random points")
+    with pytest.raises(AssertionError):                       # check_against raises on a wrong implementation
+        table.formula("a*b, wrong", a * b, lambda x, y: x * y * 1.001, [a, b], rtol=1e-12)
