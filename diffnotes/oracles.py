@@ -276,6 +276,28 @@ class GaussianMixture(Oracle):
         d = torch.stack([c._denoise(x, a, s) for c in self.components], 1)  # [B, K, D]
         return (r[:, :, None] * d).sum(1)
 
+    def _nearest(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        if x.ndim != 2 or x.shape[1] != self.event_shape[0] or x.shape[0] == 0:
+            raise ValueError(f"x must be samples [N, {self.event_shape[0]}] with N >= 1, got {tuple(x.shape)}")
+        return torch.cdist(x.to(torch.float64), self.means.to(x.device))
+
+    def weight_error(self, x) -> float:
+        r"""How far samples ``x`` [N, D] are from the mixture weights: :math:`\max_k |\hat w_k - w_k|`,
+        with :math:`\hat w_k` the fraction of samples whose nearest component mean is :math:`\mu_k`.
+
+        A sampler error measure for well-separated components (chapters 6, 7); exact samples score
+        about :math:`\sqrt{w(1-w)/N}`.
+        """
+        k = self._nearest(x).argmin(1).cpu()
+        return (torch.bincount(k, minlength=len(self.weights)).double() / len(k) - self.weights).abs().max().item()
+
+    def spread(self, x) -> float:
+        r"""The RMS distance of samples ``x`` [N, D] to their nearest component mean,
+        :math:`\big(\tfrac1N\sum_i \min_k\lVert x_i-\mu_k\rVert^2\big)^{1/2}`: how wide the sampled
+        clusters are. Divide by the spread of exact samples for a ratio (1 is right; chapters 6, 7)."""
+        return (self._nearest(x).min(1).values ** 2).mean().sqrt().item()
+
     def sample(self, n: int, generator=None, return_labels: bool = False):
         """``n`` draws, float64 ``[n, D]`` (and the component labels with ``return_labels``)."""
         n = check_int("n", n, 0)

@@ -412,3 +412,17 @@ def test_validation_errors():
 def test_base_class_is_abstract():
     with pytest.raises(NotImplementedError):
         Oracle().sample(3)
+
+
+def test_mixture_weight_error_and_spread_of_samples():
+    """weight_error and spread against values worked out by hand for points placed at known distances."""
+    mix = GaussianMixture([0.5, 0.5], [[0.0, 0.0], [10.0, 0.0]], 0.01 * torch.eye(2, dtype=torch.float64).expand(2, 2, 2))
+    x = torch.tensor([[0.0, 3.0], [0.0, -4.0], [1.0, 0.0], [10.0, 0.0]], dtype=torch.float64)
+    # nearest means: 0, 0, 0, 1 -> weights 0.75 / 0.25, error 0.25; squared distances 9, 16, 1, 0 -> RMS sqrt(26/4)
+    assert mix.weight_error(x) == pytest.approx(0.25, abs=1e-15)
+    assert mix.spread(x) == pytest.approx(math.sqrt(26 / 4), rel=1e-14)
+    exact = mix.sample(40_000, generator=torch.Generator().manual_seed(0))
+    assert mix.weight_error(exact) < 4 * 0.5 / math.sqrt(40_000)
+    assert mix.spread(exact) == pytest.approx(0.1 * math.sqrt(2), rel=0.02)  # E||z||^2 = 2 * 0.01
+    with pytest.raises(ValueError, match=r"x must be samples \[N, 2\]"):
+        mix.spread(torch.zeros(3, 3))
