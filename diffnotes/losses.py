@@ -443,9 +443,12 @@ def vlb(model, x_0: torch.Tensor, *, schedule, variance: str = "beta_tilde", gen
     x_0 : torch.Tensor, shape [B, ...]
         8-bit data in [-1, 1].
     schedule : Schedule
-    variance : {"beta_tilde", "beta", "learned"}
+    variance : {"beta_tilde", "beta", "learned"} or tensor [T]
         :math:`\sigma_t^2` of the reverse step. At the first step the fixed choices use
-        :math:`\tilde\beta` of the second step, as the reference implementations do.
+        :math:`\tilde\beta` of the second step, as the reference implementations do. A tensor
+        gives :math:`\sigma_t^2` for every step of ``schedule`` itself (column ``t``; entry 0 is the
+        decoder's), e.g. Analytic-DPM's optimal variance on a respaced schedule
+        (:func:`diffnotes.fast_samplers.analytic_dpm_variance`, chapter 9).
     generator : torch.Generator, optional
     unit : {"bpd", "nats"}
 
@@ -456,7 +459,15 @@ def vlb(model, x_0: torch.Tensor, *, schedule, variance: str = "beta_tilde", gen
         code index ``t``, so column 0 is :math:`L_0`) and ``"prior"`` [B] (:math:`L_T`).
     """
     check_batch("x_0", x_0)
-    _check_choice("variance", variance, _VARIANCES)
+    given = isinstance(variance, torch.Tensor)
+    if given:
+        if variance.shape != (schedule.T,) or not bool(torch.isfinite(variance).all()) \
+                or not bool((variance > 0).all()):
+            raise ValueError(f"variance as a tensor must hold {schedule.T} positive, finite values (one per step of "
+                             f"the schedule), got shape {tuple(variance.shape)}")
+        log_given = torch.log(variance.to(torch.float64)).to(device=x_0.device, dtype=x_0.dtype)
+    else:
+        _check_choice("variance", variance, _VARIANCES)
     _check_choice("unit", unit, _UNITS)
     _check_8bit("x_0", x_0)
     B = x_0.shape[0]
@@ -468,7 +479,9 @@ def vlb(model, x_0: torch.Tensor, *, schedule, variance: str = "beta_tilde", gen
         t_model = torch.full((B,), int(schedule.original_t[i]), dtype=torch.long, device=x_0.device)
         out = model(x_t, t_model)
         log_beta, log_beta_tilde = log_beta_all[i], log_beta_tilde_all[i]
-        if variance == "learned":
+        if given:
+            eps_hat, logvar = out, log_given[i]
+        elif variance == "learned":
             eps_hat, v = out
             logvar = learned_log_variance(v, log_beta.exp(), log_beta_tilde.exp())
         else:

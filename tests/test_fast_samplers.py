@@ -271,3 +271,50 @@ def test_karras_timesteps_follow_the_rho_spacing():
         F.karras_timesteps(sched, 10, rho=0.0)
     with pytest.raises(ValueError, match="steps"):
         F.karras_timesteps(sched, 1001)
+
+
+def _respaced_point_set(steps=10, n=4000):
+    """8-bit points (the bound needs 8-bit data), a 10-step respaced linear schedule, the exact model."""
+    from diffnotes.schedules import respace
+
+    grid = torch.arange(256, dtype=torch.float64) / 127.5 - 1.0
+    pts = grid[torch.tensor([[20, 200, 90], [230, 40, 128], [128, 128, 10], [60, 250, 170]])]
+    data = oracles.PointSet(pts)
+    sch = respace(linear_schedule(1000), uniform_timesteps(1000, steps))
+    x0 = data.sample(n, generator=torch.Generator().manual_seed(1))
+    return data, sch, data.eps_model(sch), x0
+
+
+def test_vlb_takes_a_variance_per_step_and_analytic_dpm_lowers_the_bound():
+    """losses.vlb with sigma^2 given per step: the fixed choices' values give their bounds exactly; and
+    Analytic-DPM's sigma*^2 (Bao et al. 2022, Theorem 1: with the exact Gamma it minimises each KL term
+    over sigma^2, the mean fixed) gives a lower bound than beta and beta_tilde on the same x_t draws."""
+    from diffnotes import losses as L
+
+    data, sch, model, x0 = _respaced_point_set()
+    bt = sch.beta_tilde.clone()
+    bt[0] = bt[1]  # the decoder's variance of the fixed choices (see losses._log_variance_bounds)
+    beta = sch.betas.clone()
+    beta[0] = bt[1]
+
+    def bound(variance):
+        return L.vlb(model, x0, schedule=sch, variance=variance, unit="nats",
+                     generator=torch.Generator().manual_seed(2))
+
+    for name, values in (("beta_tilde", bt), ("beta", beta)):
+        assert torch.allclose(bound(values)["total"], bound(name)["total"], rtol=1e-12, atol=0)
+    gamma = F.estimate_gamma(model, data.sample(20000, generator=torch.Generator().manual_seed(3)),
+                             torch.arange(sch.T), schedule=sch, generator=torch.Generator().manual_seed(4))
+    ab = sch.alpha_bar
+    ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
+    star = F.analytic_dpm_variance(ab, ab_prev, gamma)
+    star[0] = bt[1]  # the same decoder for all three: the theorem is about the steps n >= 2
+    kl_star = bound(star)["terms"][:, 1:].sum(1)
+    for name in ("beta_tilde", "beta"):
+        diff = kl_star - bound(name)["terms"][:, 1:].sum(1)  # paired: the same x_t in both
+        se = diff.std().item() / math.sqrt(diff.numel())
+        assert diff.mean().item() < -5 * se, (name, diff.mean().item(), se)
+    with pytest.raises(ValueError, match="one per step"):
+        L.vlb(model, x0, schedule=sch, variance=star[1:])
+    with pytest.raises(ValueError, match="positive, finite"):
+        L.vlb(model, x0, schedule=sch, variance=torch.zeros(sch.T))
