@@ -41,7 +41,7 @@ def __getattr__(name):
 
 def pretrained(name: str | None = None, **kwargs):
     """The shipped trained model ``name`` (see ``diffnotes/pretrained/MODEL_CARD.md``); by default
-    ``"cifar10-cpu"``, the class-conditional U-Net trained on a 2-core CPU.
+    ``"cifar10-cpu-3"``, the class-conditional U-Net trained on a 2-core CPU.
 
     Returns an ``nn.Module`` in eval mode, called as ``model(x_t, t) -> eps_hat`` (or
     ``model(x_t, t, y)`` with class labels ``y``, ``y = model.null_class`` for "no label"), with

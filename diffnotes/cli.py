@@ -9,7 +9,7 @@ Commands
     change need repeating (e.g. a larger ``--total-steps``).
 ``sample``
     Draw images from a checkpoint folder, a ``.safetensors`` file or a shipped model name
-    (default ``cifar10-cpu``) with DDPM, DDIM or a score-SDE sampler; writes
+    (default ``cifar10-cpu-3``) with DDPM, DDIM or a score-SDE sampler; writes
     ``samples.npz`` and ``grid.png``.
 ``fid``
     FID of a ``samples.npz`` (or of samples drawn on the fly) against reference statistics
@@ -1004,7 +1004,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                     "cache folder.",
         epilog="examples:\n"
                "  python -m diffnotes fid --samples samples/samples.npz\n"
-               "  python -m diffnotes fid --ckpt cifar10-cpu --sampler ddim --steps 100 --n 50000 --out fid_run\n"
+               "  python -m diffnotes fid --ckpt cifar10-cpu-3 --sampler ddim --steps 100 --n 50000 --out fid_run\n"
                "  python -m diffnotes fid --samples a/samples.npz --ref b/samples.npz --method eigh",
     )
     p.set_defaults(func=_cmd_fid)

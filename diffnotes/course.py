@@ -21,8 +21,8 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "show_figure", "show_images", "load_model", "model_card_fid_tables",
-           "detail", "contrast", "paired_gap"]
+__all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "show_figure", "show_images", "load_model", "fid_tables",
+           "measurements", "detail", "contrast", "paired_gap"]
 
 
 def _env_flag(name: str) -> bool:
@@ -245,21 +245,57 @@ def load_model(name: str | None = None, *, bf16: bool | None = None):
     return fast_inference(pretrained(name or DEFAULT_MODEL), bf16)
 
 
-def model_card_fid_tables(card=None) -> list[str]:
-    """The Markdown tables of the shipped model's card (``diffnotes/pretrained/MODEL_CARD.md``) whose
-    header mentions FID, each as one string; ``[]`` when the card has none."""
-    from .train import PRETRAINED_DIR
+def measurements(kind: str = "fid", name: str | None = None) -> dict | None:
+    """What was measured on a shipped model (default :data:`diffnotes.train.DEFAULT_MODEL`), as recorded
+    in ``diffnotes/pretrained/fid/``: ``kind="fid"`` the FID rows written by
+    ``scripts/model_card/fid_rows.py``, ``"bpd"`` the bits/dim written by
+    ``scripts/fast_samplers/bits_per_dim.py``. ``None`` when that was not measured."""
+    import json
 
-    card = PRETRAINED_DIR / "MODEL_CARD.md" if card is None else card
-    tables, block = [], []
-    lines = card.read_text(encoding="utf-8").splitlines() if card.is_file() else []
-    for line in lines + [""]:
-        if line.lstrip().startswith("|"):
-            block.append(line)
-        elif block:
-            tables.append(block)
-            block = []
-    return ["\n".join(t) for t in tables if "fid" in t[0].lower()]
+    from .train import DEFAULT_MODEL, PRETRAINED_DIR
+
+    if kind not in ("fid", "bpd"):
+        raise ValueError(f"kind must be 'fid' or 'bpd', got {kind!r}")
+    path = PRETRAINED_DIR / "fid" / (f"{name or DEFAULT_MODEL}" + ("-bpd" if kind == "bpd" else "") + ".json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+_FID_MAIN = [
+    ("ddim_10", "DDIM, eta 0, 10 steps"), ("ddim_20", "DDIM, eta 0, 20 steps"), ("ddim_50", "DDIM, eta 0, 50 steps"),
+    ("ddim_100", "DDIM, eta 0, 100 steps"), ("ddpm_100", "DDPM (beta_tilde), 100 respaced steps"),
+    ("ode_heun_50", "PF-ODE (VP SDE), Heun, 50 steps, t from 1 to 1e-3"),
+    ("ddim_50_cond", "DDIM, eta 0, 50 steps, labels 0..9 in turn"),
+    ("real_test", "real test images of the stand-in (the floor at this N)"),
+]
+_FID_SAMPLERS = [("DDIM (even in t)", "ddim_{}"), ("DPM-Solver++ 2M (rho = 7)", "dpmpp2m_{}_rho7"),
+                 ("Heun, EDM (rho = 7)", "heun_{}_rho7")]
+
+
+def fid_tables(name: str | None = None) -> list[str]:
+    """The FID of a shipped model as two Markdown tables, from :func:`measurements`: the model card's main
+    table (samplers, labels, the real-data floor; with wall times) and FID against NFE for chapter 9's
+    samplers. A row not measured reads "not measured". ``[]`` when nothing was measured."""
+    res = measurements("fid", name)
+    if res is None:
+        return []
+    rows = res["rows"]
+    n = max(r["n"] for r in rows.values())
+
+    def fid(r):
+        return "not measured" if r is None else f"**{r['fid']:.1f}** ({r['fid_first1000']:.1f})"
+
+    main = [f"| samples | NFE | FID ({n:,} vs 2 000 train; first 1 000 in brackets) | wall time on the CPU |".replace(",", " "),
+            "|---|---|---|---|"]
+    for key, label in _FID_MAIN:
+        r = rows.get(key)
+        nfe = "-" if r is None or r["nfe"] is None else r["nfe"]
+        wall = "-" if r is None else f"{r['seconds']:.0f} s ({r['sample_seconds']:.0f} s of it sampling)"
+        main.append(f"| {label} | {nfe} | {fid(r)} | {wall} |")
+    nfe_rows = [f"| NFE | " + " | ".join(f"FID: {s}" for s, _ in _FID_SAMPLERS) + " |", "|---|---|---|---|"]
+    for nfe, heun in ((5, 5), (10, 9), (20, 19), (50, 49)):  # Heun's NFE is odd: 2 x steps - 1
+        cells = [fid(rows.get(pattern.format(heun if s.startswith("Heun") else nfe))) for s, pattern in _FID_SAMPLERS]
+        nfe_rows.append(f"| {nfe} (Heun {heun}) | " + " | ".join(cells) + " |")
+    return ["\n".join(main), "\n".join(nfe_rows)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "diffnotes-checkpoint/1"
-DEFAULT_MODEL = "cifar10-cpu"  # what pretrained() returns: the class-conditional "cpu" preset
+DEFAULT_MODEL = "cifar10-cpu-3"  # what pretrained() returns: the class-conditional "cpu" preset, stage 3
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 _SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}
 _MODEL_CLASSES = {"UNet": UNet, "ToyMLP": ToyMLP}

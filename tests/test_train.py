@@ -618,13 +618,13 @@ def test_init_from_a_run_a_file_and_an_unconditional_checkpoint(tmp_path, images
 
 
 def test_the_shipped_default_model():
-    """diffnotes.pretrained() with no argument: the class-conditional 'cpu' preset, trained (its class
-    embeddings are no longer zero, so the labels change its prediction)."""
+    """diffnotes.pretrained() with no argument: the class-conditional 'cpu' preset after stage 3, trained
+    (its class embeddings are no longer zero, so the labels change its prediction)."""
     import diffnotes
     from diffnotes.unet import PRESETS, count_parameters
 
     m = diffnotes.pretrained()
-    assert tr.DEFAULT_MODEL == "cifar10-cpu" and m.config["dtype"] == "bfloat16"
+    assert tr.DEFAULT_MODEL == "cifar10-cpu-3" and m.config["dtype"] == "bfloat16"
     kwargs = m.config["model"]["kwargs"]
     assert {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items() if k in PRESETS["cpu"]} == PRESETS["cpu"]
     assert count_parameters(m) == 2_737_507 and m.num_classes == 10 and not m.training
@@ -635,12 +635,12 @@ def test_the_shipped_default_model():
     assert eps_null.shape == x.shape and (eps_null - eps_cat).abs().max() > 1e-3
 
 
-def test_the_stage_3_candidate_continues_the_default():
-    """cifar10-cpu-3 (MODEL_CARD.md, "A candidate for the next default") is the default's network trained
-    on: same architecture, started from it (init_from), different weights."""
+def test_the_default_continues_stage_2():
+    """The default, cifar10-cpu-3 (MODEL_CARD.md, "Model and training"), is stage 2's network
+    (cifar10-cpu) trained on: same architecture, started from it (init_from), different weights."""
     import diffnotes
 
-    base, m = diffnotes.pretrained(), diffnotes.pretrained("cifar10-cpu-3")
+    base, m = diffnotes.pretrained("cifar10-cpu"), diffnotes.pretrained()
     assert m.config["model"] == base.config["model"] and m.config["train"]["init_from"] == "cifar10-cpu"
     assert m.config["step"] == 1794 and m.config["train"]["lr"] == 2e-4
     sa, sb = base.state_dict(), m.state_dict()

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from diffnotes.classifier import CLASSIFIER_NAME
-from diffnotes.train import PRETRAINED_DIR
+from diffnotes.train import DEFAULT_MODEL, PRETRAINED_DIR
 
 
 def main():
@@ -16,6 +16,7 @@ def main():
     acc = meta["accuracy_by_t"]
     cfg_rows = json.loads(Path("runs/guidance/cfg_fid.json").read_text())["rows"]
     size = (PRETRAINED_DIR / f"{CLASSIFIER_NAME}.safetensors").stat().st_size
+    weights = " ".join(f"{r['w']:g}" for r in cfg_rows)
     lines = [
         f"# Card: `{CLASSIFIER_NAME}` (noise-conditional CIFAR-10 classifier, chapter 8)", "",
         "`diffnotes.classifier.load_classifier()` loads `cifar10-classifier.safetensors` (float32, "
@@ -44,16 +45,16 @@ def main():
         "|---|" + "---|" * len(acc),
         "| top-1 accuracy | " + " | ".join(f"{r['acc']:.3f}" for r in acc) + " |",
         "| standard error | " + " | ".join(f"{r['se']:.3f}" for r in acc) + " |", "",
-        "## Classifier-free guidance on `cifar10-cpu`: FID and accuracy against w", "",
+        f"## Classifier-free guidance on `{DEFAULT_MODEL}`: FID and accuracy against w", "",
         "Measured by `scripts/guidance/cfg_fid.py` (DDIM eta 0, image k of class k mod 10 from the noise of seed k; "
         "FID of N samples against the cached statistics of 2 000 training images `runs/eval/ref2k_train.npz`, "
-        "`--method eigh`, bf16, as in MODEL_CARD.md, whose protocol takes N = 1 000. The rows below used the N in "
-        "their column: smaller, because the 2-core CPU was shared with other heavy work when they were measured "
-        "(the script's default is N = 1 000). At such N FID is strongly biased upwards, so only differences between "
-        "rows mean something; the spread between repeated draws was not measured). Accuracy: this classifier at "
-        "t = 0 on the samples (its standard error from N).", "",
+        "`--method eigh`, bf16, as in MODEL_CARD.md). At N = 1 000 FID is strongly biased upwards, so only "
+        "differences between rows mean something; MODEL_CARD.md gives the spread of FID between two sets of 1 000 "
+        "samples of the same sampler, a few points. Accuracy: this classifier at t = 0 on the samples (its standard "
+        "error from N).", "",
         "```bash",
-        "nice -n 10 python scripts/guidance/cfg_fid.py --w 0 3 1 --n N",
+        f"python scripts/model_card/make_refs.py && python scripts/guidance/cfg_fid.py --w {weights} "
+        f"--n {max(r['n'] for r in cfg_rows)}",
         "```", "",
         "| w | N | steps | FID (N vs 2 000 train) | classifier accuracy | pixel contrast | sampling time |",
         "|---|---|---|---|---|---|---|",

@@ -1,46 +1,32 @@
-"""Prints the rows of the model card's FID table, and the training totals, from runs/ (after measure.sh)."""
-import json
+"""Prints the model card's FID tables from diffnotes/pretrained/fid/<ckpt>.json (written by fid_rows.py).
+
+    .venv/bin/python scripts/model_card/card.py [--ckpt cifar10-cpu-3]
+
+The tables are diffnotes.course.fid_tables (chapters 3 and 7 show the same); a row that is not in the file
+yet reads "not measured".
+"""
+import argparse
+import sys
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 
-E = Path("runs/eval")
-uncond = [json.loads(l) for l in open("runs/cifar10-cpu/metrics.jsonl") if l.strip()]
-cond = [json.loads(l) for l in open("runs/cifar10-cpu-cond/metrics.jsonl") if l.strip()]
-state_u = torch.load("runs/cifar10-cpu/state.pt", weights_only=True, map_location="cpu")
-state_c = torch.load("runs/cifar10-cpu-cond/state.pt", weights_only=True, map_location="cpu")
-cfg = json.loads(Path("diffnotes/pretrained/cifar10-cpu.json").read_text())
-steps_u, steps_c = state_u["step"], state_c["step"]
-sec_u, sec_c = state_u["elapsed"], state_c["elapsed"]
-imgs_u, imgs_c = steps_u * 64, steps_c * 64
-hours = (sec_u + sec_c) / 3600
+from diffnotes.course import fid_tables, measurements  # noqa: E402
+from diffnotes.train import DEFAULT_MODEL  # noqa: E402
 
 
-def fid(name):
-    p = E / f"fid_{name}.json"
-    return json.loads(p.read_text()) if p.exists() else None
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", default=DEFAULT_MODEL)
+    args = p.parse_args()
+    tables = fid_tables(args.ckpt)
+    if not tables:
+        sys.exit(f"no FID rows for {args.ckpt}: run scripts/model_card/fid_rows.py --ckpt {args.ckpt} first")
+    res = measurements("fid", args.ckpt)
+    print("\n\n".join(tables))
+    print(f"\n{res['protocol']}. Command: `{res['command']}`; CPU: {res['cpu']}, torch {res['torch']}.")
 
 
-def row(label, sampler, nfe, f):
-    if f is None:
-        return f"| {label} | {sampler} | {nfe} | not measured (CPU time ran out) | - |"
-    secs = f["seconds"]
-    sample = f.get("sample_seconds")
-    wall = f"{secs:.0f} s" + (f" ({sample:.0f} s of it sampling)" if sample else "")
-    return f"| {label} | {sampler} | {nfe} | **{f['fid']:.1f}** | {wall} |"
-
-
-rows = [
-    row("`cifar10-cpu`, no label", "DDIM, eta 0", 10, fid("ddim10")),
-    row("`cifar10-cpu`, no label", "DDIM, eta 0", 20, fid("ddim20")),
-    row("`cifar10-cpu`, no label", "DDIM, eta 0", 50, fid("ddim50")),
-    row("`cifar10-cpu`, no label", "DDIM, eta 0", 100, fid("ddim100")),
-    row("`cifar10-cpu`, no label", "DDPM (beta_tilde), 100 respaced steps", 100, fid("ddpm100")),
-    row("`cifar10-cpu`, no label", "PF-ODE (VP SDE), Heun, 50 steps, t from 1 to 1e-3", 100, fid("heun50")),
-    row("`cifar10-cpu`, labels 0..9 in turn", "DDIM, eta 0", 50, fid("ddim50_cond")),
-    row("warm start (unconditional, 824 576 images)", "DDIM, eta 0", 50, fid("warmstart_ddim50")),
-    row("1 000 real test images of the stand-in (the floor at this N)", "-", "-", fid("real1k")),
-]
-print("\n".join(rows))
-print(f"images {imgs_u} + {imgs_c} = {imgs_u + imgs_c}; hours {sec_u/3600:.2f} + {sec_c/3600:.2f} = {hours:.2f}")
-print("final loss (mean of last 5 logs):", sum(r["loss"] for r in cond[-5:]) / 5)
+if __name__ == "__main__":
+    main()

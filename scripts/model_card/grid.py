@@ -8,9 +8,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 from diffnotes import cli, data, widgets
+from diffnotes.train import DEFAULT_MODEL
 
-ckpt = sys.argv[1] if len(sys.argv) > 1 else None
-out = sys.argv[2] if len(sys.argv) > 2 else "diffnotes/pretrained/cifar10-cpu-samples.png"
+ckpt = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODEL
+out = sys.argv[2] if len(sys.argv) > 2 else f"diffnotes/pretrained/{ckpt}-samples.png"
 model = cli.load_model(ckpt, bf16=None)
 per_row = 10
 rows = [cli.sample_images(model, 2 * per_row, steps=50, seed=0, progress=False)]
@@ -23,7 +24,7 @@ ax.imshow(widgets.image_grid(images, nrow=per_row))
 ax.set_xticks([])
 ax.set_yticks([2 + 34 * i + 16 for i in range(len(names))])
 ax.set_yticklabels(names, fontsize=8)
-ax.set_title("cifar10-cpu: DDIM (eta 0), 50 steps; two rows without a label, then one row per class", fontsize=8)
+ax.set_title(f"{ckpt}: DDIM (eta 0), 50 steps; two rows without a label, then one row per class", fontsize=8)
 fig.tight_layout()
 fig.savefig(out, dpi=110)
 print("->", out)
