@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 __all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "show_figure", "show_images", "load_model", "fid_tables",
-           "measurements", "detail", "contrast", "paired_gap"]
+           "measurements", "fid_half_gap", "detail", "contrast", "paired_gap"]
 
 
 def _env_flag(name: str) -> bool:
@@ -258,6 +258,17 @@ def measurements(kind: str = "fid", name: str | None = None) -> dict | None:
         raise ValueError(f"kind must be 'fid' or 'bpd', got {kind!r}")
     path = PRETRAINED_DIR / "fid" / (f"{name or DEFAULT_MODEL}" + ("-bpd" if kind == "bpd" else "") + ".json")
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def fid_half_gap(name: str | None = None) -> float:
+    """The noise of FID at N = 1 000, as recorded: the largest gap between the FID of the first and of the
+    second 1 000 samples of one row of :func:`measurements` (a difference between two rows smaller than this
+    is not evidence). Chapters 8 and 9."""
+    rows = (measurements("fid", name) or {}).get("rows", {}).values()
+    gaps = [abs(r["fid_first1000"] - r["fid_second1000"]) for r in rows if "fid_second1000" in r]
+    if not gaps:
+        raise ValueError(f"no FID row of {name or 'the default model'} has both halves recorded")
+    return max(gaps)
 
 
 _FID_MAIN = [

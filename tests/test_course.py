@@ -69,6 +69,10 @@ def test_measurements_of_the_default_model():
     assert fid["rows"]["real_test"]["fid"] < min(r["fid"] for k, r in fid["rows"].items() if k != "real_test")
     bpd = course.measurements("bpd")
     assert bpd["model"] == DEFAULT_MODEL and "10" in bpd["rows"]
+    rows = fid["rows"].values()
+    assert course.fid_half_gap() == max(abs(r["fid_first1000"] - r["fid_second1000"]) for r in rows) > 0
+    with pytest.raises(ValueError, match="both halves"):
+        course.fid_half_gap("no-such-model")
     assert course.measurements("fid", name="no-such-model") is None
     with pytest.raises(ValueError, match="kind must be"):
         course.measurements("is")
