@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 __all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "show_figure", "show_images", "load_model", "fid_tables",
-           "measurements", "fid_half_gap", "detail", "contrast", "paired_gap"]
+           "measurements", "fid_half_gap", "training_gamma", "detail", "contrast", "paired_gap"]
 
 
 def _env_flag(name: str) -> bool:
@@ -135,6 +135,30 @@ class CheckTable:
         if not self.add(name, value, reference, rtol=rtol, atol=atol, why=why):
             raise AssertionError(f"failed check: {self.failures[-1]}")
 
+    def within_se(self, name: str, value, reference, se, *, k: float = 5.0) -> None:
+        """A Monte-Carlo check: ``|value - reference| <= k * se`` elementwise, where ``se`` is the standard error
+        of ``value`` (a tensor of its shape, or one number), so each element is judged by its own spread. The
+        row shows the element that is most standard errors off, its tolerance ``k * se`` there, and how many
+        standard errors it is off; raises ``AssertionError`` at once when any element is more than ``k`` off."""
+        v, r, s = (torch.as_tensor(a, dtype=torch.float64) for a in (value, reference, se))
+        try:
+            v, r, s = torch.broadcast_tensors(v, r, s)
+        except RuntimeError:
+            raise ValueError(f"{name}: value {tuple(v.shape)}, reference {tuple(r.shape)} and se {tuple(s.shape)} "
+                             "must have the same shape (or be single numbers)") from None
+        if not bool((s > 0).all()):
+            raise ValueError(f"{name}: the standard errors must be positive, got a smallest of {float(s.min()):.3g}; "
+                             "add a round-off floor (e.g. + 1e-15) where the spread is zero")
+        z = torch.nan_to_num((v - r).abs() / s, nan=float("inf")).flatten()
+        j = int(z.argmax())
+        ok = float(z[j]) <= k
+        vj, rj, sj = float(v.flatten()[j]), float(r.flatten()[j]), float(s.flatten()[j])
+        where = f" ({v.numel()} values)" if v.numel() > 1 else ""
+        self._row(f"{name}{where}", _short(vj), _short(rj), f"atol {k * sj:.2g} ({k:g} SE; off by {float(z[j]):.2g} SE)", ok)
+        if not ok:
+            self.failures.append(f"{name}: {vj:.6g} vs {rj:.6g} is {float(z[j]):.3g} standard errors off (more than {k:g})")
+            raise AssertionError(f"failed check: {self.failures[-1]}")
+
     def claim(self, name: str, holds: bool, seen: str, expected: str, *, why: str = "") -> None:
         """Record a property that holds or not (``seen`` and ``expected`` say what was compared);
         raises ``AssertionError`` at once when it does not hold."""
@@ -243,6 +267,31 @@ def load_model(name: str | None = None, *, bf16: bool | None = None):
     if bf16 is None and os.environ.get("DIFFNOTES_BF16", "").strip() in ("0", "false", "no"):
         bf16 = False
     return fast_inference(pretrained(name or DEFAULT_MODEL), bf16)
+
+
+def training_gamma(model, timesteps, *, schedule=None, n: int = 1000, seed: int = 0) -> torch.Tensor:
+    r"""Analytic-DPM's :math:`\Gamma_n` of a CIFAR-10 model at ``timesteps``, estimated on the first ``n``
+    training images with one noise draw each from ``torch.Generator().manual_seed(seed)``
+    (:func:`diffnotes.fast_samplers.estimate_gamma`, Bao et al. 2022, eq. 8).
+
+    The estimate recorded with the shipped model's measurements: ``scripts/model_card/fid_rows.py`` (FID of
+    Analytic-DPM) and ``scripts/fast_samplers/bits_per_dim.py`` (its variational bound). ``schedule``
+    defaults to ``model.schedule``; ``timesteps`` index it. Raises ``FileNotFoundError`` when no CIFAR-10
+    folder is configured. Float64 ``[len(timesteps)]``."""
+    from . import fast_samplers
+
+    images = cifar10_images(split="train", verbose=False)
+    if images is None:
+        raise FileNotFoundError("Gamma is estimated on CIFAR-10 training images, but no CIFAR-10 folder is "
+                                "configured: set DIFFNOTES_CIFAR10 to a cifar-10-batches-py folder")
+    if not 1 <= n <= images.shape[0]:
+        raise ValueError(f"n must be between 1 and {images.shape[0]} (the training images), got {n}")
+    from .data import to_float
+
+    x0 = to_float(images[:n])
+    with torch.no_grad():
+        return fast_samplers.estimate_gamma(model, x0, timesteps, schedule=schedule or model.schedule,
+                                            batch_size=250, generator=torch.Generator().manual_seed(seed))
 
 
 def measurements(kind: str = "fid", name: str | None = None) -> dict | None:

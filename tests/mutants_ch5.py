@@ -6,7 +6,7 @@ import textwrap
 from mutation_harness import Mutant
 
 NB = "05_score_sde"
-SETUP = ("acca0135", "c5a20002")  # imports; the helpers (check_within_se, check_formula, show_aligned)
+SETUP = ("acca0135", "c5a20002")  # imports; the helpers (check_formula, bound_text, show_aligned)
 SYMPY_T = "94e80ee2"          # t, Delta_t, x, z; section 1's table checks_chain
 VE_LIMIT = "b5a32ce3"         # diff2_ve, sigma_f, g_ve_paper, sigma_min / sigma_max symbols
 LIMIT_CHECK = "9c89e044"      # drift and diffusion vs the derived f, g

@@ -76,3 +76,44 @@ def test_measurements_of_the_default_model():
     assert course.measurements("fid", name="no-such-model") is None
     with pytest.raises(ValueError, match="kind must be"):
         course.measurements("is")
+
+
+@pytest.mark.filterwarnings("ignore::diffnotes.data.DataWarning")  # the fake data's md5
+def test_training_gamma_uses_the_first_n_training_images(tmp_path, monkeypatch):
+    """Gamma = E||eps_hat||^2 / d on the first n training images: with eps_hat(x_t) = x_t at a step where
+    alpha_bar is 1 - 1e-8, Gamma is the mean square of those images' pixels (to about 1e-5; two sets of
+    images differ by about 1e-3)."""
+    import numpy as np
+
+    from diffnotes import data
+    from diffnotes.schedules import linear_schedule
+
+    from test_cli import make_fake_cifar
+
+    folder = make_fake_cifar(tmp_path)
+    monkeypatch.setenv("DIFFNOTES_CIFAR10", str(folder))
+    sch = linear_schedule(10, beta_start=1e-8, beta_end=1e-2)
+    images = data.to_float(torch.from_numpy(data.load_cifar10(split="train")[0])).double()
+    for n in (3, 20):
+        got = course.training_gamma(lambda x, t: x, [0], schedule=sch, n=n)
+        want = float(images[:n].pow(2).mean())
+        assert got.dtype == torch.float64 and got.shape == (1,)
+        assert abs(float(got[0]) - want) < 1e-4, (n, float(got[0]), want)
+    half = course.training_gamma(lambda x, t: torch.full_like(x, 0.5), [0, 9], schedule=sch, n=5)
+    assert torch.allclose(half, torch.full((2,), 0.25, dtype=torch.float64))
+    with pytest.raises(ValueError, match="n must be between 1 and 20"):
+        course.training_gamma(lambda x, t: x, [0], schedule=sch, n=21)
+    monkeypatch.setenv("DIFFNOTES_CIFAR10", str(tmp_path / "missing"))
+    monkeypatch.setattr(data, "cache_dir", lambda: tmp_path / "no-cache")
+    with pytest.raises(FileNotFoundError, match="set DIFFNOTES_CIFAR10"):
+        course.training_gamma(lambda x, t: x, [0], schedule=sch)
+
+
+def test_within_se_scales_each_error_by_its_own_standard_error():
+    table = course.CheckTable()
+    table.within_se("fine", [1.0, 10.0], [1.3, 10.0], [0.1, 1e-3], k=4)        # 3 SE and 0 SE
+    assert "| fine (2 values) | 1 | 1.3 | atol 0.4 (4 SE; off by 3 SE) | pass |" in table.markdown()
+    with pytest.raises(AssertionError, match="bad: 10 vs 10.01 is 10 standard errors off"):
+        table.within_se("bad", [1.0, 10.0], [1.0, 10.01], [1.0, 1e-3], k=4)    # 10 SE in the second element
+    with pytest.raises(ValueError, match="standard errors must be positive"):
+        table.within_se("zero", 1.0, 1.0, 0.0)

@@ -3,8 +3,7 @@
 For K respaced steps (uniform_timesteps) the bound of the K-step chain is evaluated by
 `diffnotes.losses.vlb` on the respaced schedule with three reverse variances: DDPM's beta_tilde and
 beta, and Analytic-DPM's sigma*^2 (fast_samplers.analytic_dpm_variance, with Gamma estimated by
-fast_samplers.estimate_gamma on the first 1 000 training images, as scripts/model_card/fid_rows.py
-does). The decoder step (onto the 8-bit data) uses the fixed choices' variance in all three, so the
+course.training_gamma: the first 1 000 training images, as in scripts/model_card/fid_rows.py). The decoder step (onto the 8-bit data) uses the fixed choices' variance in all three, so the
 difference comes from the steps n >= 2, where Bao et al. 2022's Theorem 1 applies. The network runs in
 float32; the three bounds share the same draws of x_t (one generator seed) and so the same network
 outputs, which are computed once. Writes diffnotes/pretrained/fid/<ckpt>-bpd.json. Run from the
@@ -27,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from diffnotes import data, losses  # noqa: E402
+from diffnotes import course, data, losses  # noqa: E402
 from diffnotes import fast_samplers as F  # noqa: E402
 from diffnotes.schedules import respace, uniform_timesteps  # noqa: E402
 from diffnotes.train import DEFAULT_MODEL, pretrained  # noqa: E402
@@ -60,16 +59,13 @@ def main():
     model = pretrained(args.ckpt)
     full = model.schedule
     x_test = data.to_float(torch.from_numpy(data.load_cifar10(split="test")[0][:args.n])).double()
-    x_train = data.to_float(torch.from_numpy(data.load_cifar10(split="train")[0][:1000]))
     out_path = ROOT / "diffnotes/pretrained/fid" / f"{Path(args.ckpt).name}-bpd.json"
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"rows": {}}
     for K in args.steps:
         t0 = time.perf_counter()
         ts = uniform_timesteps(full.T, K)
         sch = respace(full, ts)
-        with torch.no_grad():
-            gamma = F.estimate_gamma(model, x_train, torch.arange(sch.T), schedule=sch, batch_size=250,
-                                     generator=torch.Generator().manual_seed(0))
+        gamma = course.training_gamma(model, torch.arange(sch.T), schedule=sch)
         ab = sch.alpha_bar
         ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
         star = F.analytic_dpm_variance(ab, ab_prev, gamma)

@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from diffnotes import data, fid  # noqa: E402
+from diffnotes import course, data, fid  # noqa: E402
 from diffnotes import fast_samplers as F  # noqa: E402
 from diffnotes._util import PerSampleGenerator  # noqa: E402
 from diffnotes.cli import load_model, sample_images  # noqa: E402
@@ -92,14 +92,6 @@ def timesteps(model, steps: int, grid: str) -> torch.Tensor:
     return F.karras_timesteps(model.schedule, steps, t_max=int(ts[0])) if grid == "rho7" else ts
 
 
-def gamma(model, ts, n_train: int = 1000) -> torch.Tensor:
-    """Analytic-DPM's Gamma at `ts` from the first n_train training images (one noise draw each)."""
-    x0 = data.to_float(torch.from_numpy(data.load_cifar10(split="train")[0][:n_train]))
-    with torch.no_grad():
-        return F.estimate_gamma(model, x0, ts, schedule=model.schedule, batch_size=250,
-                                generator=torch.Generator().manual_seed(0))
-
-
 def draw_fast(model, sampler: str, steps: int, grid: str, n: int, record: dict, batch_size: int = 250,
               last_beta_tilde: bool = False):
     sch = model.schedule
@@ -107,7 +99,7 @@ def draw_fast(model, sampler: str, steps: int, grid: str, n: int, record: dict, 
     record["timesteps"] = [int(t) for t in ts]
     g = None
     if sampler == "analytic":
-        g = gamma(model, ts)
+        g = course.training_gamma(model, ts)
         if last_beta_tilde:  # sigma*^2 = beta_tilde exactly when Gamma = 1: the step from ts[-2] to ts[-1]
             g[-2] = 1.0
         record["gamma"] = g.tolist()
