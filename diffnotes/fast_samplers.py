@@ -56,6 +56,7 @@ __all__ = [
     "heun_step",
     "analytic_dpm_variance",
     "estimate_gamma",
+    "pixel_variance_cap",
     "analytic_dpm_step",
     "sample_ddim_exp",
     "sample_dpmpp_2m",
@@ -386,8 +387,28 @@ def estimate_gamma(model, x_0, timesteps, *, schedule, batch_size=250, generator
     return out
 
 
+def pixel_variance_cap(pixels: float, *, levels: int = 256, data_range: float = 2.0) -> float:
+    r"""The largest variance whose Gaussian noise moves a pixel by at most ``pixels`` quantisation bins on average.
+
+    .. math:: E\,\lvert\sigma z\rvert = \sigma\sqrt{2/\pi} \le c\,\Delta
+              \quad\Longleftrightarrow\quad \sigma^2 \le \Big(c\,\Delta\sqrt{\pi/2}\Big)^2,
+              \qquad \Delta = \frac{\text{data range}}{\text{levels} - 1}
+
+    (:math:`z \sim N(0, 1)`; :math:`\Delta = 2/255` for 8-bit images in [-1, 1]). Analytic-DPM's authors cap the
+    variance of the last noisy step of their samplers with it (Bao et al. 2022; their released CIFAR-10
+    settings use :math:`c = 2` for the linear schedule): that step's noise is never removed by a later step,
+    so it ends up in the image. Used by :func:`sample_analytic_dpm` (``clip_pixels``). Chapter 9.
+    """
+    if not (isinstance(pixels, (int, float)) and math.isfinite(pixels) and pixels > 0):
+        raise ValueError(f"pixels must be a positive number of quantisation bins, got {pixels!r}")
+    levels = check_int("levels", levels, 2)
+    if not (math.isfinite(data_range) and data_range > 0):
+        raise ValueError(f"data_range must be positive, got {data_range!r}")
+    return (pixels * data_range / (levels - 1) * math.sqrt(math.pi / 2)) ** 2
+
+
 def analytic_dpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, gamma, *, generator=None,
-                      noise=None) -> torch.Tensor:
+                      noise=None, max_variance: float | None = None) -> torch.Tensor:
     r"""One DDPM step with the Analytic-DPM variance: a draw from :math:`N(\tilde\mu_n, \sigma_n^{*2} I)`.
 
     .. math::
@@ -397,11 +418,15 @@ def analytic_dpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, gamma, *, gener
     :math:`\hat x_0`), the variance :func:`analytic_dpm_variance` with
     :math:`\lambda_n^2 = \tilde\beta_n`; with skipping, :math:`\beta_n = 1 - \bar\alpha_t/\bar\alpha_{\rm prev}`.
     As in :func:`diffnotes.samplers.ddpm_step`, the step onto the data (``alpha_bar_prev == 1``)
-    returns the mean without noise. Chapter 9.
+    returns the mean without noise. ``max_variance`` (e.g. :func:`pixel_variance_cap`) replaces
+    :math:`\sigma_n^{*2}` by :math:`\min(\sigma_n^{*2}, \text{max\_variance})`. Chapter 9.
     """
     from .samplers import ddpm_step
 
     var = analytic_dpm_variance(alpha_bar_t, alpha_bar_prev, gamma)
+    if max_variance is not None:
+        check_range("max_variance", max_variance, 0.0, None)
+        var = var.clamp(max=float(max_variance))
     mean = ddpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, variance="beta", noise=torch.zeros_like(x_t))
     if float(_f64(alpha_bar_prev)) >= 1.0:
         return mean
@@ -499,13 +524,15 @@ def sample_heun(model, x, timesteps, *, schedule, generator=None, callback=None,
 
 
 def sample_analytic_dpm(model, x, timesteps, *, schedule, gamma, generator=None, callback=None,
-                        progress=False) -> torch.Tensor:
+                        progress=False, clip_pixels: float | None = None) -> torch.Tensor:
     r"""Ancestral sampling with the Analytic-DPM variance on any decreasing subsequence.
 
     Bao et al. 2022 (Analytic-DPM), sec. 3 and 4 (respaced trajectories); the step is
     :func:`analytic_dpm_step`. ``gamma`` holds :math:`\Gamma` at each of ``timesteps`` (same
-    order), e.g. from :func:`estimate_gamma`. ``callback`` gets ``dict(i, t, x, eps_hat, x0_hat,
-    x_prev, alpha_bar_t, alpha_bar_prev, variance, nfe)``. Chapter 9.
+    order), e.g. from :func:`estimate_gamma`. ``clip_pixels`` (off by default) caps the variance of
+    the last noisy step (into ``timesteps[-1]``) at :func:`pixel_variance_cap` of that many quantisation bins of
+    8-bit data in [-1, 1], as the authors' samplers do. ``callback`` gets ``dict(i, t, x, eps_hat, x0_hat,
+    x_prev, alpha_bar_t, alpha_bar_prev, variance, nfe)`` (``variance``: the one used). Chapter 9.
     """
     _check_extra(generator, callback)
     ts, ab, abp = _prepare(x, timesteps, schedule)
@@ -514,11 +541,15 @@ def sample_analytic_dpm(model, x, timesteps, *, schedule, gamma, generator=None,
         raise ValueError(f"gamma must hold one value per timestep ({ts.numel()}), got {g.numel()}")
     check_range("gamma", g, 0.0, None)
     var = analytic_dpm_variance(ab, abp, g)
+    caps = [None] * len(ts)
+    if clip_pixels is not None and len(ts) >= 2:
+        caps[-2] = pixel_variance_cap(clip_pixels)
+        var[-2] = min(float(var[-2]), caps[-2])
     t_model = schedule.original_t[ts]
     for i in _progress(len(ts), progress, "Analytic-DPM"):
         t = int(ts[i])
         eps_hat = _call_model(model, x, int(t_model[i]), i, t)
-        x_prev = analytic_dpm_step(x, eps_hat, ab[i], abp[i], g[i], generator=generator)
+        x_prev = analytic_dpm_step(x, eps_hat, ab[i], abp[i], g[i], generator=generator, max_variance=caps[i])
         if callback is not None:
             callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_from_eps(x, eps_hat, ab[i]), x_prev=x_prev,
                           alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i]), variance=float(var[i]),

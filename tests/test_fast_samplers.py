@@ -219,6 +219,48 @@ def test_analytic_step_last_step_is_mean():
     torch.testing.assert_close(got, samplers.ddpm_step(x, eps, 0.9, 1.0))
 
 
+def test_pixel_variance_cap_moves_a_pixel_by_c_bins_on_average():
+    # E|sigma z| = sigma sqrt(2/pi): at the cap of c bins (2/255 wide in [-1, 1]) the mean absolute noise is c bins,
+    # checked by Monte Carlo (1e6 draws: relative SE of the mean |z| is 0.08 %)
+    z = torch.randn(1_000_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for c in (1, 2, 0.5):
+        cap = F.pixel_variance_cap(c)
+        mean_abs = float((math.sqrt(cap) * z).abs().mean())
+        assert abs(mean_abs / (c * 2 / 255) - 1) < 0.004, (c, mean_abs)
+    assert F.pixel_variance_cap(1, levels=2, data_range=1.0) == pytest.approx(math.pi / 2, rel=1e-15)
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="pixels must be a positive number"):
+            F.pixel_variance_cap(bad)
+
+
+def test_analytic_sampler_clips_only_the_last_noisy_step():
+    # clip_pixels caps the variance of the step into timesteps[-1] and of no other step: with the same noise
+    # draws, every step before it is the same, and that step's noise is the same z scaled by the capped std
+    sch = linear_schedule()
+    model = oracles.Gaussian(MEAN, COV).eps_model(sch)
+    ts = uniform_timesteps(sch.T, 5)
+    gamma = torch.full((5,), 0.2, dtype=torch.float64)
+    x = _batch(64, 2, 3)
+    runs = {}
+    for clip in (None, 2):
+        seen = []
+        out = F.sample_analytic_dpm(model, x, ts, schedule=sch, gamma=gamma, generator=torch.Generator().manual_seed(1),
+                                    clip_pixels=clip, callback=seen.append)
+        runs[clip] = (out, seen)
+    free, capped = runs[None][1], runs[2][1]
+    cap = F.pixel_variance_cap(2)
+    assert free[-2]["variance"] > 10 * cap and capped[-2]["variance"] == pytest.approx(cap, rel=1e-12)
+    for i in range(3):
+        assert capped[i]["variance"] == free[i]["variance"]
+        torch.testing.assert_close(capped[i]["x_prev"], free[i]["x_prev"], rtol=0, atol=0)
+    mean = samplers.ddpm_step(free[-2]["x"], free[-2]["eps_hat"], free[-2]["alpha_bar_t"], free[-2]["alpha_bar_prev"],
+                              variance="beta", noise=torch.zeros_like(x))
+    z_free = (free[-2]["x_prev"] - mean) / math.sqrt(free[-2]["variance"])
+    z_capped = (capped[-2]["x_prev"] - mean) / math.sqrt(cap)
+    torch.testing.assert_close(z_capped, z_free, rtol=1e-9, atol=1e-9)
+    assert capped[-1]["variance"] == free[-1]["variance"]  # the decoder step: mean only in both
+
+
 # ------------------------------------------------------------------ validation
 def test_errors():
     sch = linear_schedule()

@@ -66,6 +66,8 @@ ROWS = {
     "analytic_10": ("fast", {"sampler": "analytic", "steps": 10, "grid": "uniform"}),
     # the same, but the step into code index 0 with beta_tilde (Gamma = 1 there): is the last noisy step the culprit?
     "analytic_10_lastbt": ("fast", {"sampler": "analytic", "steps": 10, "grid": "uniform", "last_beta_tilde": True}),
+    # the authors' rule: the variance of that step capped so its noise moves a pixel by 2 bins on average
+    "analytic_10_clip2": ("fast", {"sampler": "analytic", "steps": 10, "grid": "uniform", "clip_pixels": 2}),
     "ddpm_beta_10": ("fast", {"sampler": "ddpm_beta", "steps": 10, "grid": "uniform"}),
     "ddpm_10": ("cli", {"sampler": "ddpm", "steps": 10}),
     "analytic_25": ("fast", {"sampler": "analytic", "steps": 25, "grid": "uniform"}),
@@ -93,7 +95,7 @@ def timesteps(model, steps: int, grid: str) -> torch.Tensor:
 
 
 def draw_fast(model, sampler: str, steps: int, grid: str, n: int, record: dict, batch_size: int = 250,
-              last_beta_tilde: bool = False):
+              last_beta_tilde: bool = False, clip_pixels: float | None = None):
     sch = model.schedule
     ts = timesteps(model, steps, grid)
     record["timesteps"] = [int(t) for t in ts]
@@ -114,7 +116,7 @@ def draw_fast(model, sampler: str, steps: int, grid: str, n: int, record: dict, 
             elif sampler == "heun":
                 x = F.sample_heun(model, x, ts, schedule=sch)
             elif sampler == "analytic":
-                x = F.sample_analytic_dpm(model, x, ts, schedule=sch, gamma=g, generator=gen)
+                x = F.sample_analytic_dpm(model, x, ts, schedule=sch, gamma=g, generator=gen, clip_pixels=clip_pixels)
             elif sampler == "ddpm_beta":
                 from diffnotes import samplers
 
@@ -186,7 +188,7 @@ def main():
             images = sample_images(model, args.n, batch_size=250, progress=False, **opts)
         else:
             images = draw_fast(model, opts["sampler"], opts["steps"], opts["grid"], args.n, record,
-                               last_beta_tilde=opts.get("last_beta_tilde", False))
+                               last_beta_tilde=opts.get("last_beta_tilde", False), clip_pixels=opts.get("clip_pixels"))
         t1 = time.perf_counter()
         feats = fid.inception_features(images, progress=False)
         np.save(feat_dir / f"{name}.npy", feats.astype(np.float32))
