@@ -67,7 +67,8 @@ def _gamma_without_d(f):
 
 def _step_with_beta_tilde(f):
     # the Analytic-DPM step ignores sigma*^2 and draws with DDPM's beta_tilde
-    def analytic_dpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, gamma, *, generator=None, noise=None):
+    def analytic_dpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, gamma, *, generator=None, noise=None,
+                          max_variance=None):
         from diffnotes import samplers
         return samplers.ddpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, generator=generator, noise=noise)
     return analytic_dpm_step
