@@ -935,6 +935,8 @@ def _add_sampling_args(p: argparse.ArgumentParser, *, n_default: int | None, n_h
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The ``argparse`` parser of ``python -m diffnotes`` (one sub-parser per command)."""
+    from .fid import INCEPTION_BATCH
+
     parser = argparse.ArgumentParser(
         prog=prog or "python -m diffnotes", formatter_class=_Formatter,
         description="diffnotes: train, sample from, evaluate and benchmark diffusion models on CIFAR-10.",
@@ -1023,7 +1025,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     o = p.add_argument_group("evaluation and output")
     o.add_argument("--method", choices=("sqrtm", "eigh"), default="sqrtm",
                    help="matrix square root (eigh: robust when N < 2048)")
-    o.add_argument("--fid-batch-size", type=_int_at_least(1), default=200, help="images per Inception batch")
+    o.add_argument("--fid-batch-size", type=_int_at_least(1), default=INCEPTION_BATCH,
+                   help=f"images per Inception batch (default {INCEPTION_BATCH}: fastest on a CPU)")
     o.add_argument("--json", default=None,
                    help="where to write the figures (default: fid.json beside --samples, or in --out)")
     o.add_argument("--out", default=None, help="with --ckpt: also save the samples here (samples.npz, grid.png)")
