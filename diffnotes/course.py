@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 __all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "show_figure", "show_images", "load_model", "fid_tables",
-           "measurements", "fid_half_gap", "training_gamma", "detail", "contrast", "paired_gap"]
+           "measurements", "headline_table", "fid_half_gap", "training_gamma", "detail", "contrast", "paired_gap"]
 
 
 def _env_flag(name: str) -> bool:
@@ -298,14 +298,15 @@ def measurements(kind: str = "fid", name: str | None = None) -> dict | None:
     """What was measured on a shipped model (default :data:`diffnotes.train.DEFAULT_MODEL`), as recorded
     in ``diffnotes/pretrained/fid/``: ``kind="fid"`` the FID rows written by
     ``scripts/model_card/fid_rows.py``, ``"bpd"`` the bits/dim written by
-    ``scripts/fast_samplers/bits_per_dim.py``. ``None`` when that was not measured."""
+    ``scripts/fast_samplers/bits_per_dim.py``, ``"headline"`` the FID of 10 000 samples against the 50 000
+    training images written by ``scripts/model_card/headline.py``. ``None`` when that was not measured."""
     import json
 
     from .train import DEFAULT_MODEL, PRETRAINED_DIR
 
-    if kind not in ("fid", "bpd"):
-        raise ValueError(f"kind must be 'fid' or 'bpd', got {kind!r}")
-    path = PRETRAINED_DIR / "fid" / (f"{name or DEFAULT_MODEL}" + ("-bpd" if kind == "bpd" else "") + ".json")
+    if kind not in ("fid", "bpd", "headline"):
+        raise ValueError(f"kind must be 'fid', 'bpd' or 'headline', got {kind!r}")
+    path = PRETRAINED_DIR / "fid" / (f"{name or DEFAULT_MODEL}" + ("" if kind == "fid" else f"-{kind}") + ".json")
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
@@ -356,6 +357,39 @@ def fid_tables(name: str | None = None) -> list[str]:
         cells = [fid(rows.get(pattern.format(heun if s.startswith("Heun") else nfe))) for s, pattern in _FID_SAMPLERS]
         nfe_rows.append(f"| {nfe} (Heun {heun}) | " + " | ".join(cells) + " |")
     return ["\n".join(main), "\n".join(nfe_rows)]
+
+
+def headline_table(name: str | None = None) -> str | None:
+    """The model card's headline FID as a Markdown table, from :func:`measurements` ``("headline")``: DDIM
+    (eta 0, 50 steps) with all its samples and with the first 2 000, the real test images as the floor at
+    both sizes, all against the statistics of the whole training set, with the wall time of each part.
+    ``None`` when it was not measured; a part not measured yet reads "not measured"."""
+    res = measurements("headline", name)
+    if res is None:
+        return None
+    n, n_ref, sec = res["n"], res.get("n_train"), res.get("seconds", {})
+
+    def num(k):
+        return f"{k:,}".replace(",", " ")
+
+    def cell(key, bold=False):
+        return "not measured" if key not in res else (f"**{res[key]:.1f}**" if bold else f"{res[key]:.1f}")
+
+    def minutes(sampling, inception):  # keys of the recorded seconds
+        parts = [f"{sec[k] / 60:.0f} min {what}" for k, what in ((sampling, "sampling"), (inception, "Inception"))
+                 if k in sec]
+        return " + ".join(parts) or "-"
+
+    against = f"{num(n_ref)} training images" if n_ref else "the training images"
+    rows = [f"| images | N | FID against {against} | wall time on the CPU |", "|---|---|---|---|",
+            f"| DDIM, eta 0, {res['steps']} steps | {num(n)} | {cell('fid', True)} | {minutes('sampling', 'samples')} |",
+            f"| the first 2 000 of them | 2 000 | {cell('fid_first2000')} | (included) |",
+            f"| real test images (the floor) | {num(n)} | {cell('floor', True)} | {minutes(None, 'test')} |",
+            f"| the first 2 000 of them | 2 000 | {cell('floor_first2000')} | (included) |"]
+    if "train" in sec:
+        rows.append(f"| reference: Inception statistics of the training images | {num(n_ref or 0)} | - | "
+                    f"{sec['train'] / 60:.0f} min Inception |")
+    return "\n".join(rows)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -117,3 +117,20 @@ def test_within_se_scales_each_error_by_its_own_standard_error():
         table.within_se("bad", [1.0, 10.0], [1.0, 10.01], [1.0, 1e-3], k=4)    # 10 SE in the second element
     with pytest.raises(ValueError, match="standard errors must be positive"):
         table.within_se("zero", 1.0, 1.0, 0.0)
+
+
+def test_headline_table_of_the_default_model():
+    """The headline FID (10 000 samples against all training images) is recorded for the default model, and its
+    table carries the recorded numbers: the samples and the floor, at N and at 2 000; other models have none."""
+    res = course.measurements("headline")
+    assert res["n"] == 10000 and res["n_train"] == 50000 and res["steps"] == 50
+    table = course.headline_table()
+    assert f"| DDIM, eta 0, 50 steps | 10 000 | **{res['fid']:.1f}** |" in table
+    assert f"| real test images (the floor) | 10 000 | **{res['floor']:.1f}** |" in table
+    assert f"| the first 2 000 of them | 2 000 | {res['fid_first2000']:.1f} |" in table
+    assert "FID against 50 000 training images" in table.splitlines()[0]
+    assert 0 < res["floor"] < res["fid"] < res["fid_first2000"]
+    # the first 2 000 samples are fid_rows.py's ddim_50 row: the same FID against its 2 000-image reference
+    check = res["check_ddim_50_row"]
+    assert abs(check["fid_again"] - check["fid_recorded"]) < 0.05
+    assert course.headline_table("no-such-model") is None

@@ -1,4 +1,5 @@
-"""Prints the model card's FID tables from diffnotes/pretrained/fid/<ckpt>.json (written by fid_rows.py).
+"""Prints the model card's FID tables: the headline (diffnotes/pretrained/fid/<ckpt>-headline.json, written by
+headline.py) and the 2 000-sample tables (diffnotes/pretrained/fid/<ckpt>.json, written by fid_rows.py).
 
     .venv/bin/python scripts/model_card/card.py [--ckpt cifar10-cpu-3]
 
@@ -12,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from diffnotes.course import fid_tables, measurements  # noqa: E402
+from diffnotes.course import fid_tables, headline_table, measurements  # noqa: E402
 from diffnotes.train import DEFAULT_MODEL  # noqa: E402
 
 
@@ -20,6 +21,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", default=DEFAULT_MODEL)
     args = p.parse_args()
+    head = measurements("headline", args.ckpt)
+    if head is not None:
+        print(headline_table(args.ckpt))
+        print(f"\n{head['protocol']}. Command: `{head['command']}`; CPU: {head['cpu']}, torch {head['torch']}.\n")
     tables = fid_tables(args.ckpt)
     if not tables:
         sys.exit(f"no FID rows for {args.ckpt}: run scripts/model_card/fid_rows.py --ckpt {args.ckpt} first")
