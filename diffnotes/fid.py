@@ -453,6 +453,17 @@ def _images_md5(u: torch.Tensor) -> str:
     return h.hexdigest()
 
 
+def reference_identity(images, *, model_path=None, resize: str = "tf1") -> dict:
+    """The identity that :func:`reference_statistics` stores with a cache and checks before reusing it:
+    ``data_md5`` (of the images' uint8 bytes and shape), ``extractor_sha1`` (of the Inception file,
+    default :func:`inception_path`) and ``resize``. Save it with statistics computed elsewhere
+    (``save_statistics(cache, mu, sigma, n=..., **reference_identity(images))``) to make a cache that
+    :func:`reference_statistics` accepts for those images."""
+    path = Path(model_path) if model_path is not None else inception_path()
+    return {"data_md5": _images_md5(_as_uint8(images)), "extractor_sha1": _data.file_digest(path, "sha1"),
+            "resize": resize}
+
+
 def _statistics_of(u, model, *, batch_size, device, progress, resize) -> FeatureStatistics:
     stats = FeatureStatistics()
     for start in range(0, u.shape[0], 10 * batch_size):  # features of 10 batches at a time
@@ -473,8 +484,7 @@ def reference_statistics(images, cache=None, *, model_path=None, device=None, ba
     """
     u = _as_uint8(images)
     path = Path(model_path) if model_path is not None else inception_path()
-    ident = {"data_md5": _images_md5(u), "extractor_sha1": _data.file_digest(path, "sha1"),
-             "resize": resize}
+    ident = reference_identity(u, model_path=path, resize=resize)
     if cache is not None and Path(cache).is_file():
         stats = load_statistics(cache)
         if all(str(stats.get(k)) == v for k, v in ident.items()):

@@ -310,6 +310,29 @@ def test_reference_statistics_cache_and_compute_fid(tmp_path, tiny_extractor, mo
         fid.compute_fid(ref, s, progress=False, resize="bilinear")
 
 
+def test_statistics_from_features_computed_elsewhere_make_a_cache_that_is_reused(tmp_path, tiny_extractor,
+                                                                                  monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    ref = torch.randint(0, 256, (30, 3, 8, 8), dtype=torch.uint8, generator=g)
+    direct = fid.reference_statistics(ref, tmp_path / "direct.npz", batch_size=16, progress=False)
+    ident = fid.reference_identity(ref)
+    assert ident == {k: direct[k] for k in ("data_md5", "extractor_sha1", "resize")}
+    # the same images as float in [-1, 1] have the same identity (they quantise to the same bytes)
+    assert fid.reference_identity(data.to_float(ref)) == ident
+    assert fid.reference_identity(ref, resize="bilinear")["resize"] == "bilinear"
+    # features computed by someone else, saved with that identity: reused without running the network
+    feats = fid.inception_features(ref, model=fid.load_inception(tiny_extractor), progress=False)
+    mu, sigma = fid.feature_statistics(feats.astype(np.float64))
+    cache = tmp_path / "elsewhere.npz"
+    fid.save_statistics(cache, mu, sigma, n=len(ref), **ident)
+    monkeypatch.setattr(fid, "load_inception", lambda *a, **k: pytest.fail("recomputed"))
+    s = fid.reference_statistics(ref, cache, progress=False)
+    np.testing.assert_allclose(s["mu"], direct["mu"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(s["sigma"], direct["sigma"], rtol=1e-5, atol=1e-6)
+    # other images do not match that identity
+    assert fid.reference_identity(ref[1:])["data_md5"] != ident["data_md5"]
+
+
 # ---------------------------------------------------------------------------------------------
 # locating and running the real network
 # ---------------------------------------------------------------------------------------------

@@ -73,8 +73,7 @@ def write_every_25th_reference(train: torch.Tensor, f_train: np.ndarray) -> None
     computed here, with the identity fid.reference_statistics checks before it reuses a cache."""
     u = train[::25]
     mu, sigma = fid.feature_statistics(f_train[::25])
-    fid.save_statistics(fid_rows.REF, mu, sigma, n=len(u), data_md5=fid._images_md5(u),
-                        extractor_sha1=data.file_digest(fid.inception_path(), "sha1"), resize="tf1")
+    fid.save_statistics(fid_rows.REF, mu, sigma, n=len(u), **fid.reference_identity(u))
     log(f"wrote {fid_rows.REF.relative_to(ROOT)} from these features")
 
 
