@@ -48,22 +48,23 @@ def main():
         f"## Classifier-free guidance on `{DEFAULT_MODEL}`: FID and accuracy against w", "",
         "Measured by `scripts/guidance/cfg_fid.py` (DDIM eta 0, image k of class k mod 10 from the noise of seed k; "
         "FID of N samples against the cached statistics of 2 000 training images `runs/eval/ref2k_train.npz`, "
-        "`--method eigh`, bf16, as in MODEL_CARD.md). At N = 1 000 FID is strongly biased upwards, so only "
-        "differences between rows mean something; MODEL_CARD.md gives the spread of FID between two sets of 1 000 "
-        "samples of the same sampler, a few points. Accuracy: this classifier at t = 0 on the samples (its standard "
-        "error from N).", "",
+        "`--method eigh`, bf16, as in MODEL_CARD.md). FID at these N is strongly biased upwards, so only "
+        "differences between rows of the same N mean something. Rows of 2 000 samples also give the FID of their "
+        "first and second 1 000 (in brackets): their gap is the noise of FID at N = 1 000. Accuracy: this classifier "
+        "at t = 0 on the samples (its standard error from N).", "",
         "```bash",
         f"python scripts/model_card/make_refs.py && python scripts/guidance/cfg_fid.py --w {weights} "
-        f"--n {max(r['n'] for r in cfg_rows)}",
+        f"--n {max(r['n'] for r in cfg_rows)}   # runs/guidance/cfg_fid.json",
         "```", "",
-        "| w | N | steps | FID (N vs 2 000 train) | classifier accuracy | pixel contrast | sampling time |",
+        "| w | N | steps | FID (N vs 2 000 train; first / second 1 000) | classifier accuracy | pixel contrast | sampling time |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(cfg_rows, key=lambda r: r["w"]):
+    for r in sorted(cfg_rows, key=lambda r: (r["n"], r["w"])):
         a = f"{r['acc']:.3f} +- {r['acc_se']:.3f}" if "acc" in r else "not measured"
-        lines.append(f"| {r['w']:g} | {r['n']} | {r['steps']} | {r['fid']:.1f} | {a} | {r['contrast']:.3f} | {r['sample_s']} s |")
+        f = f"{r['fid']:.1f}" + (f" ({r['fid_first1000']:.1f} / {r['fid_second1000']:.1f})" if "fid_second1000" in r else "")
+        lines.append(f"| {r['w']:g} | {r['n']} | {r['steps']} | {f} | {a} | {r['contrast']:.3f} | {r['sample_s']} s |")
     lines += ["", "The rows as json (read by chapter 8):", "", "<!-- cfg_fid.json -->", "```json",
-              json.dumps(dict(rows=sorted(cfg_rows, key=lambda r: r["w"])), indent=1), "```", ""]
+              json.dumps(dict(rows=sorted(cfg_rows, key=lambda r: (r["n"], r["w"]))), indent=1), "```", ""]
     (PRETRAINED_DIR / "CLASSIFIER_CARD.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

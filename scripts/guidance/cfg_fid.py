@@ -3,15 +3,18 @@
 For each w: N images with DDIM (eta 0), --steps steps (default 10), image k of class k mod 10 from the noise of
 seed k; FID against the cached statistics of 2 000 training images (runs/eval/ref2k_train.npz, the
 model card's protocol, made by scripts/model_card/make_refs.py) with --method eigh; top-1 accuracy
-of the shipped noise-conditional classifier (at t = 0) on the samples. 1 000 samples, not the
-2 000 of a larger protocol, because each w costs several minutes of the 2-core CPU.
-Writes runs/guidance/cfg_fid.json and the samples runs/guidance/cfg_w<w>.npz. Run from the
-repository root, in the background (about 5 minutes per w on an idle 2-core CPU):
+of the shipped noise-conditional classifier (at t = 0) on the samples. --n 2 000 (the default) is the
+model card's FID protocol; each row then also records the FID of its first and of its second 1 000
+samples (scripts/model_card/fid_rows.py's halves: their gap is the noise of FID at N = 1 000). Rows at
+other N (the earlier 1 000) are kept beside them. Writes runs/guidance/cfg_fid.json and the samples
+runs/guidance/cfg_w<w>_n<N>.npz. Run from the repository root, in the background (about 4 minutes per w
+at N = 2 000 on an idle 2-core CPU):
 
     nice -n 10 .venv/bin/python scripts/guidance/cfg_fid.py --w 0 3 1 > runs/guidance/cfg_fid.log 2>&1 &
 """
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +28,15 @@ from diffnotes.guidance import cfg_model
 from diffnotes.samplers import sample_ddim
 from diffnotes.schedules import uniform_timesteps
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "model_card"))
+from fid_rows import scores  # noqa: E402  (FID of all samples and of the two halves of 1 000)
+
 OUT = Path("runs/guidance")
+
+
+def samples_path(w, n):
+    return OUT / f"cfg_w{w:g}_n{n}.npz"
 
 
 def samples_for(model, w, n, steps, batch):
@@ -51,7 +62,7 @@ def accuracy(classifier, u, labels):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--w", type=float, nargs="+", default=[0.0, 1.0, 3.0])
-    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--n", type=int, default=2000)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--batch", type=int, default=125)
     p.add_argument("--ref", default="runs/eval/ref2k_train.npz")
@@ -69,10 +80,10 @@ def main():
         t0 = time.time()
         u, labels = samples_for(model, w, args.n, args.steps, args.batch)
         t1 = time.time()
-        np.savez_compressed(OUT / f"cfg_w{w:g}.npz", images=u.numpy(), labels=labels.numpy())
-        f = fid.compute_fid(u, ref, method="eigh", progress=False)
+        np.savez_compressed(samples_path(w, args.n), images=u.numpy(), labels=labels.numpy())
+        f = scores(fid.inception_features(u, progress=False).astype(np.float64), ref)
         t2 = time.time()
-        row = dict(w=w, n=args.n, steps=args.steps, sampler="ddim eta 0", fid=round(f, 2),
+        row = dict(w=w, n=args.n, steps=args.steps, sampler="ddim eta 0", **{k: round(v, 2) for k, v in f.items()},
                    contrast=round(float(course.contrast(u).mean()), 4), sample_s=round(t1 - t0), fid_s=round(t2 - t1))
         rows = [r for r in rows if not (r["w"] == w and r["n"] == args.n and r["steps"] == args.steps)] + [row]
         path.write_text(json.dumps(dict(protocol=__doc__.splitlines()[0], rows=rows), indent=1))
@@ -80,9 +91,9 @@ def main():
     # the classifier's top-1 accuracy on every saved sample set (the classifier may be trained meanwhile)
     classifier = load_classifier()
     for r in rows:
-        if not (OUT / f"cfg_w{r['w']:g}.npz").is_file():
+        if not samples_path(r["w"], r["n"]).is_file():
             continue
-        d = np.load(OUT / f"cfg_w{r['w']:g}.npz")
+        d = np.load(samples_path(r["w"], r["n"]))
         r["acc"], r["acc_se"] = (round(v, 4) for v in accuracy(classifier, torch.from_numpy(d["images"]),
                                                                torch.from_numpy(d["labels"])))
         print(r, flush=True)
