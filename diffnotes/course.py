@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 __all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "show_figure", "show_images", "load_model", "fid_tables",
-           "measurements", "headline_table", "fid_half_gap", "training_gamma", "detail", "contrast", "paired_gap"]
+           "measurements", "headline_table", "fid_half_gap", "fid_with_halves", "training_gamma", "detail", "contrast", "paired_gap"]
 
 
 def _env_flag(name: str) -> bool:
@@ -319,6 +319,13 @@ def fid_half_gap(name: str | None = None) -> float:
     if not gaps:
         raise ValueError(f"no FID row of {name or 'the default model'} has both halves recorded")
     return max(gaps)
+
+
+def fid_with_halves(row: dict) -> str:
+    """One recorded FID row as text: its FID, and in brackets the FID of its first and second 1 000 samples
+    where both are recorded (``"59.2 (70.6 / 72.6)"``; just ``"59.2"`` otherwise)."""
+    halves = f" ({row['fid_first1000']:.1f} / {row['fid_second1000']:.1f})" if "fid_second1000" in row else ""
+    return f"{row['fid']:.1f}{halves}"
 
 
 _FID_MAIN = [

@@ -134,3 +134,8 @@ def test_headline_table_of_the_default_model():
     check = res["check_ddim_50_row"]
     assert abs(check["fid_again"] - check["fid_recorded"]) < 0.05
     assert course.headline_table("no-such-model") is None
+
+
+def test_fid_with_halves():
+    assert course.fid_with_halves({"fid": 59.171, "fid_first1000": 70.64, "fid_second1000": 72.63}) == "59.2 (70.6 / 72.6)"
+    assert course.fid_with_halves({"fid": 70.64, "fid_first1000": 70.64}) == "70.6"

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from diffnotes.classifier import CLASSIFIER_NAME
+from diffnotes.course import fid_with_halves
 from diffnotes.train import DEFAULT_MODEL, PRETRAINED_DIR
 
 
@@ -61,8 +62,7 @@ def main():
     ]
     for r in sorted(cfg_rows, key=lambda r: (r["n"], r["w"])):
         a = f"{r['acc']:.3f} +- {r['acc_se']:.3f}" if "acc" in r else "not measured"
-        f = f"{r['fid']:.1f}" + (f" ({r['fid_first1000']:.1f} / {r['fid_second1000']:.1f})" if "fid_second1000" in r else "")
-        lines.append(f"| {r['w']:g} | {r['n']} | {r['steps']} | {f} | {a} | {r['contrast']:.3f} | {r['sample_s']} s |")
+        lines.append(f"| {r['w']:g} | {r['n']} | {r['steps']} | {fid_with_halves(r)} | {a} | {r['contrast']:.3f} | {r['sample_s']} s |")
     lines += ["", "The rows as json (read by chapter 8):", "", "<!-- cfg_fid.json -->", "```json",
               json.dumps(dict(rows=sorted(cfg_rows, key=lambda r: (r["n"], r["w"]))), indent=1), "```", ""]
     (PRETRAINED_DIR / "CLASSIFIER_CARD.md").write_text("\n".join(lines))
