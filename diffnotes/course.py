@@ -9,8 +9,10 @@ Every chapter starts with ``from diffnotes.course import *``-free imports such a
 * :func:`sizes` -- pick a number for fast mode or for the full run.
 * :func:`cifar10_images` -- CIFAR-10 images when a folder is configured, else ``None`` with a
   message (it never downloads).
-* :class:`CheckTable` -- a section's numeric checks collected into one pass/fail table; showing it
-  raises ``AssertionError`` with the numbers of every failed row.
+* :class:`CheckTable` -- a section's numeric checks collected into one pass/fail table, shown folded
+  into one line ("✓ 12 checks passed") that opens into the table; showing it raises
+  ``AssertionError`` with the numbers of every failed row.
+* :func:`grade` -- the grader of an exercise: its checks, and a hint when they fail.
 * :func:`show_images` -- a grid of images in [-1, 1] (or uint8) as a matplotlib figure.
 * :func:`show_figure` -- display a figure with alternative text (and close it).
 """
@@ -21,7 +23,7 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "show_figure", "show_images", "load_model", "fid_tables",
+__all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "grade", "ExerciseNotPassed", "show_figure", "show_images", "load_model", "fid_tables",
            "measurements", "headline_table", "fid_half_gap", "fid_with_halves", "training_gamma", "detail", "contrast", "paired_gap"]
 
 
@@ -192,13 +194,61 @@ class CheckTable:
         head = "| check | value | reference | tolerance | verdict |\n|---|---|---|---|---|\n"
         return head + "\n".join(self.rows)
 
+    def verdict(self) -> str:
+        """The one line a reader sees: ``✓ 12 checks passed``, or ``✗ 2 of 12 checks failed``."""
+        n, bad = len(self.rows), len(self.failures)
+        if bad:
+            return f"✗ {bad} of {n} check{'s' * (n != 1)} failed"
+        return f"✓ {n} check{'s' * (n != 1)} passed"
+
+    def folded(self) -> str:
+        """:meth:`verdict` as a line that unfolds into the table (an HTML ``<details>`` inside Markdown,
+        which JupyterLab, the HTML export and the slide decks render); open when a check failed."""
+        return (f"<details{' open' * bool(self.failures)}><summary>{self.verdict()} (click for the table)</summary>"
+                f"\n\n{self.markdown()}\n\n</details>")
+
     def show(self) -> None:
+        """Display the folded table (:meth:`folded`), then raise ``AssertionError`` naming every failed row."""
         from IPython.display import Markdown, display
 
-        display(Markdown(self.markdown()))
+        display(Markdown(self.folded()))
         if self.failures:
             raise AssertionError("failed checks: " + "; ".join(self.failures))
 
+
+
+class ExerciseNotPassed(AssertionError):
+    """Raised by :func:`grade` when an exercise's checks fail: the failed rows, then the hint."""
+
+
+def grade(number: int, checks, *, hint: str) -> CheckTable:
+    """Grade exercise ``number`` of a lesson: ``checks(table)`` fills a :class:`CheckTable` by calling the
+    reader's code and comparing it with an independent value (an oracle, a closed form, the package).
+
+    Shows "Exercise 2: ✓ 4 checks passed" (folded over the table) and returns the table. When a row fails,
+    raises :class:`ExerciseNotPassed` with the failed rows and ``hint``. A ``NotImplementedError`` (the stub
+    of a student copy made by ``make exercises``) passes through unchanged: its message is the hint.
+    """
+    from IPython.display import Markdown, display
+
+    if not isinstance(number, int) or number < 1:
+        raise ValueError(f"number must be a positive int (the exercise's number), got {number!r}")
+    if not callable(checks):
+        raise ValueError(f"checks must be callable as checks(table), got {type(checks).__name__}")
+    if not isinstance(hint, str) or not hint.strip():
+        raise ValueError("hint must be a non-empty sentence that helps a reader whose answer fails")
+    table = CheckTable()
+    try:
+        checks(table)
+    except AssertionError as err:
+        table.failures = table.failures or [str(err)]
+    if not table.rows and not table.failures:
+        raise ValueError(f"exercise {number}: checks(table) recorded no check; a grader must compare something")
+    display(Markdown(f"**Exercise {number}:** {table.folded()}"))
+    if table.failures:
+        raise ExerciseNotPassed(f"Exercise {number} is not solved yet: " + "; ".join(table.failures)
+                                + f". Hint: {hint}")
+    return table
 
 def show_figure(fig, alt: str):
     """Display a matplotlib figure with alternative text, and close it.

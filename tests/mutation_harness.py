@@ -75,6 +75,12 @@ def _patched(target: str | None, mutate: Callable | None):
 
 def run_cells(notebook: str, cell_ids, *, target: str | None = None, mutate: Callable | None = None) -> dict:
     """Execute the chosen code cells of ``notebooks/<notebook>.ipynb``; return their namespace."""
+    return run_sources(notebook, _cell_sources(notebook, cell_ids), target=target, mutate=mutate)
+
+
+def run_sources(notebook: str, sources: list[str], *, target: str | None = None,
+                mutate: Callable | None = None) -> dict:
+    """Execute code (cell sources) as a chapter's cells run in :func:`run_cells`; return the namespace."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,7 +88,7 @@ def run_cells(notebook: str, cell_ids, *, target: str | None = None, mutate: Cal
     import torch
 
     os.environ["DIFFNOTES_FAST"] = "1"
-    sources = _cell_sources(notebook, cell_ids)
+    sources = ["\n".join(l for l in s.splitlines() if not l.lstrip().startswith(("%", "!"))) for s in sources]
     ns: dict = {"__name__": "__chapter__"}
     show, threads = plt.show, torch.get_num_threads()
     cwd = os.getcwd()

@@ -139,3 +139,16 @@ def test_headline_table_of_the_default_model():
 def test_fid_with_halves():
     assert course.fid_with_halves({"fid": 59.171, "fid_first1000": 70.64, "fid_second1000": 72.63}) == "59.2 (70.6 / 72.6)"
     assert course.fid_with_halves({"fid": 70.64, "fid_first1000": 70.64}) == "70.6"
+
+
+def test_check_table_folds_into_one_verdict_line():
+    table = course.CheckTable()
+    table.add("a", 1.0, 1.0, atol=0.1)
+    table.add("b", 2.0, 2.05, atol=0.1)
+    assert table.verdict() == "✓ 2 checks passed"
+    folded = table.folded()
+    assert folded.startswith("<details><summary>✓ 2 checks passed") and table.markdown() in folded
+    table.add("c", 3.0, 1.0, atol=0.1)
+    assert table.verdict() == "✗ 1 of 3 checks failed" and table.folded().startswith("<details open>")
+    with pytest.raises(AssertionError, match="c: 3 vs 1"):
+        table.show()
