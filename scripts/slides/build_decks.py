@@ -10,6 +10,9 @@ the decks load, copied from installed pip packages (the ``slides`` extra of pypr
 
 nbconvert's own reveal template loads reveal.js, RequireJS, jQuery, Mermaid, MathJax and the
 widget manager from CDNs; the template in ``templates/offline`` loads only the two local copies.
+On a slide a code cell shows its output only; its input is shown when the cell carries the tag
+``slide-code`` (the code a lecturer wants on the board). ``scripts/slides/stats.py`` prints, per
+lesson, the slides, the words per slide and the code cells shown.
 Widgets cannot run without a kernel, so each explorer's output is replaced by its default view,
 read from the widget state that the executed notebook saved: the figure (the ``Image`` model's PNG)
 and the text line under the controls. Hand out the whole OUT folder (decks + ``_assets``).
@@ -112,10 +115,27 @@ def staticize(nb) -> tuple[object, int, int]:
     return nb, replaced, missing
 
 
+SHOW_CODE_TAG = "slide-code"
+
+
+def hide_code(nb) -> int:
+    """Hide the input of every code cell not tagged ``slide-code`` (in place); returns how many are shown."""
+    shown = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if SHOW_CODE_TAG in cell.metadata.get("tags", []):
+            shown += 1
+        else:
+            cell.metadata.setdefault("transient", {})["remove_source"] = True
+    return shown
+
+
 def build(notebook: Path, out: Path) -> Path:
     from nbconvert import SlidesExporter
 
     nb, replaced, missing = staticize(nbformat.read(notebook, as_version=4))
+    hide_code(nb)
     exporter = SlidesExporter(
         extra_template_basedirs=[str(HERE / "templates")],
         template_name="offline",
