@@ -638,6 +638,8 @@ def _add_train_config_flags(p: argparse.ArgumentParser) -> list[str]:
             kw["choices"] = PRESET_NAMES
         elif f.name == "schedule":
             kw["choices"] = ("linear", "cosine")
+        elif f.name in TrainConfig.CHOICES:
+            kw["choices"] = TrainConfig.CHOICES[f.name]
         else:
             kw.update(metavar="PATH" if f.name in ("out_dir", "data_root") else "STR")
         if f.name == "data_root":
@@ -683,6 +685,9 @@ def _cmd_train(args) -> int:
     say(f"training preset={cfg.preset} schedule={cfg.schedule} T={cfg.T} batch_size={cfg.batch_size} "
         f"until step {cfg.total_steps}" + (f" or {args.max_seconds:g} s" if args.max_seconds else ""),
         flush=True)
+    say(f"recipe: loss_weighting={cfg.loss_weighting} t_sampling={cfg.t_sampling} lr_schedule={cfg.lr_schedule} "
+        f"ema=" + (f"power-function, length {cfg.ema_length:g}" if cfg.ema_length is not None else
+                   f"decay {cfg.ema_decay:g}"), flush=True)
     res = train(cfg, resume=args.resume, progress=not args.no_progress, max_seconds=args.max_seconds,
                 device=args.device)
     loss = f"{res.loss:.5f}" if res.loss is not None else "n/a"

@@ -21,6 +21,10 @@ dimensions (the negative log-likelihood of the whole sample). They differ by the
 Index convention (see CONTRIBUTING.md): code index ``t = 0 .. T-1`` is the paper's step
 ``1 .. T``; the first step (``t == 0``) is the one where :math:`\bar\alpha_{t-1} = 1`.
 
+Recipe options of ``train`` (issue M): per-step loss weights (:func:`min_snr_weight`,
+:func:`edm_weight`, :func:`timestep_loss_weights`, :func:`weighted_l_simple`) and EDM's log-normal
+distribution of the noise level mapped onto a discrete schedule (:func:`sample_t_log_normal`).
+
 Chapters 2 (L_simple and the loss: Gaussian KL, VLB terms, discretised decoder),
 5 (denoising score matching) and 6 (improved DDPM: learned variances, the hybrid loss,
 importance sampling of t, bits/dim).
@@ -51,6 +55,13 @@ __all__ = [
     "importance_probs",
     "importance_weights",
     "LossAwareSampler",
+    "min_snr_weight",
+    "edm_weight",
+    "timestep_loss_weights",
+    "weighted_l_simple",
+    "schedule_log_snr",
+    "nearest_log_snr_index",
+    "sample_t_log_normal",
 ]
 
 _LN2 = math.log(2.0)
@@ -762,3 +773,142 @@ class LossAwareSampler:
             t = torch.multinomial(p.to(gen_device), batch, replacement=True, generator=generator)
             w = importance_weights(p, t)
         return t.to(device), w.to(device=device, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- recipe: loss weights, t sampling
+_WEIGHTINGS = ("l_simple", "min_snr", "edm")
+
+
+def min_snr_weight(snr, gamma: float = 5.0) -> torch.Tensor:
+    r"""Min-SNR-:math:`\gamma` weight of the noise-prediction loss at signal-to-noise ratio ``snr``.
+
+    .. math:: w_t = \frac{\min(\mathrm{SNR}_t,\ \gamma)}{\mathrm{SNR}_t}
+              = \min\!\left(1,\ \frac{\gamma}{\mathrm{SNR}_t}\right)
+
+    Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy":
+    the x_0-loss weighted by :math:`\min(\mathrm{SNR}_t, \gamma)`, written for an
+    :math:`\epsilon`-prediction network (:math:`\lVert x_0-\hat x_0\rVert^2 =
+    \lVert\epsilon-\hat\epsilon\rVert^2/\mathrm{SNR}_t`). The weight is 1 at every noisy step
+    (:math:`\mathrm{SNR}_t \le \gamma`, where it is L_simple) and :math:`\gamma/\mathrm{SNR}_t < 1`
+    at the nearly clean ones, whose easy, conflicting gradients it turns down. They use
+    :math:`\gamma = 5`. Returns float64, the shape of ``snr``.
+    """
+    snr = torch.as_tensor(snr, dtype=torch.float64)
+    check_range("snr", snr, 0.0, None, low_open=True)
+    check_range("gamma", gamma, 0.0, None, low_open=True)
+    return torch.clamp(float(gamma) / snr, max=1.0)
+
+
+def edm_weight(snr, sigma_data: float = 0.5) -> torch.Tensor:
+    r"""EDM's loss weight (Karras et al. 2022) carried over to an :math:`\epsilon`-prediction network.
+
+    .. math:: w_t = \lambda(\sigma_t)\,\sigma_t^2 = \frac{\sigma_t^2 + \sigma_\text{data}^2}{\sigma_\text{data}^2}
+              = 1 + \frac{1}{\sigma_\text{data}^2\,\mathrm{SNR}_t},
+              \qquad \sigma_t^2 = \frac{1-\bar\alpha_t}{\bar\alpha_t} = \frac{1}{\mathrm{SNR}_t}
+
+    Derivation. EDM trains a denoiser with :math:`\lambda(\sigma)\lVert D(x;\sigma)-x_0\rVert^2`,
+    :math:`\lambda(\sigma) = (\sigma^2+\sigma_\text{data}^2)/(\sigma\,\sigma_\text{data})^2` (its
+    Table 1), on :math:`x = x_0 + \sigma\epsilon`. A VP sample is that :math:`x` scaled:
+    :math:`x_t = \sqrt{\bar\alpha_t}\,x`, and the denoiser an :math:`\epsilon`-network implies is
+    :math:`D = x_t/\sqrt{\bar\alpha_t} - \sigma_t\hat\epsilon`, so
+    :math:`D - x_0 = -\sigma_t(\hat\epsilon-\epsilon)` and EDM's loss is :math:`w_t\lVert
+    \hat\epsilon-\epsilon\rVert^2` with the :math:`w_t` above (Kingma & Gao 2023 write EDM's weighting
+    the same way, as a function of log-SNR).
+    This is the weighting only: EDM's network has its preconditioning (:math:`c_\text{skip},
+    c_\text{out}`), which keeps the error of :math:`D` bounded at high noise; an
+    :math:`\epsilon`-network's weight grows like :math:`1/\mathrm{SNR}_t` (about :math:`10^5` at the
+    last step of the linear schedule), so use it with EDM's log-normal noise levels
+    (:func:`sample_t_log_normal`), which almost never draw those steps. :math:`\sigma_\text{data}
+    = 0.5` for images in [-1, 1]. Returns float64, the shape of ``snr``.
+    """
+    snr = torch.as_tensor(snr, dtype=torch.float64)
+    check_range("snr", snr, 0.0, None, low_open=True)
+    check_range("sigma_data", sigma_data, 0.0, None, low_open=True)
+    return 1.0 + 1.0 / (float(sigma_data) ** 2 * snr)
+
+
+def timestep_loss_weights(schedule, weighting: str = "l_simple", *, gamma: float = 5.0,
+                          sigma_data: float = 0.5) -> torch.Tensor:
+    r"""The loss weight :math:`w_t` of every step index ``t = 0..T-1`` of ``schedule``, float64 [T].
+
+    ``"l_simple"``: :math:`w_t = 1` (Ho et al. 2020, eq. 14); ``"min_snr"``: :func:`min_snr_weight`
+    with ``gamma``; ``"edm"``: :func:`edm_weight` with ``sigma_data``. The training loss of a batch is
+    :func:`weighted_l_simple` with ``weights[t]``.
+    """
+    _check_choice("weighting", weighting, _WEIGHTINGS)
+    check_range("gamma", gamma, 0.0, None, low_open=True)
+    check_range("sigma_data", sigma_data, 0.0, None, low_open=True)
+    snr = schedule.snr.to(torch.float64)
+    if weighting == "min_snr":
+        return min_snr_weight(snr, gamma)
+    if weighting == "edm":
+        return edm_weight(snr, sigma_data)
+    return torch.ones_like(snr)
+
+
+def weighted_l_simple(eps_hat: torch.Tensor, eps: torch.Tensor, weight) -> torch.Tensor:
+    r"""L_simple with a weight per sample: :math:`\frac1B\sum_b w_b\,\frac1D\lVert\epsilon_b-\hat\epsilon_b\rVert^2`.
+
+    ``weight`` has shape ``[B]`` (e.g. ``timestep_loss_weights(...)[t]``); with every weight 1 it
+    is :func:`l_simple`. The loss is computed in ``eps``'s dtype.
+    """
+    per_sample = l_simple(eps_hat, eps, reduction="none")
+    w = torch.as_tensor(weight).to(device=per_sample.device, dtype=per_sample.dtype)
+    if w.shape != per_sample.shape:
+        raise ValueError(f"weight must have shape [B] = {tuple(per_sample.shape)}, got {tuple(w.shape)}")
+    check_range("weight", w, 0.0, None)
+    return (w * per_sample).mean()
+
+
+def schedule_log_snr(schedule) -> torch.Tensor:
+    r"""Log signal-to-noise ratio of every step, :math:`\lambda_t = \log\bar\alpha_t - \log(1-\bar\alpha_t)`,
+    float64 [T], strictly decreasing in ``t`` (Kingma et al. 2021, sec. 3)."""
+    ab = schedule.alpha_bar.to(torch.float64)
+    return torch.log(ab) - torch.log1p(-ab)
+
+
+def nearest_log_snr_index(schedule, log_snr) -> torch.Tensor:
+    r"""The step index whose :math:`\lambda_t` (:func:`schedule_log_snr`) is nearest to each value of ``log_snr``.
+
+    .. math:: t(\lambda) = \arg\min_{t\in\{0..T-1\}} \lvert\lambda_t - \lambda\rvert
+
+    Values beyond the schedule's range go to its ends: above :math:`\lambda_0` to ``t = 0`` (the
+    cleanest step), below :math:`\lambda_{T-1}` to ``t = T-1``. A value exactly half-way between two
+    steps goes to the noisier one. Equivalently, index ``t`` receives the interval between the
+    midpoints :math:`(\lambda_{t+1}+\lambda_t)/2` and :math:`(\lambda_t+\lambda_{t-1})/2`.
+    Returns a LongTensor of the shape and device of ``log_snr``.
+    """
+    x = torch.as_tensor(log_snr, dtype=torch.float64)
+    check_finite("log_snr", x)
+    lam = schedule_log_snr(schedule).to(x.device)
+    T = lam.numel()
+    if T == 1:
+        return torch.zeros(x.shape, dtype=torch.long, device=x.device)
+    asc = lam.flip(0).contiguous()  # increasing: asc[j] is lambda at index T-1-j
+    j = torch.searchsorted(asc, x.contiguous()).clamp(1, T - 1)
+    lo, hi = asc[j - 1], asc[j]
+    pick = torch.where(x - lo <= hi - x, j - 1, j)
+    return (T - 1) - pick
+
+
+def sample_t_log_normal(schedule, n: int, *, mean: float = 2.4, std: float = 2.4, generator=None,
+                        device=None) -> torch.Tensor:
+    r"""Training step indices with a normally distributed log-SNR, mapped to the schedule's nearest step.
+
+    .. math:: \lambda \sim N(P_\text{mean}, P_\text{std}^2), \qquad t = \arg\min_t \lvert\lambda_t-\lambda\rvert
+
+    (the mapping is :func:`nearest_log_snr_index`). EDM (Karras et al. 2022, sec. 5 and Table 1)
+    draws :math:`\ln\sigma \sim N(-1.2, 1.2^2)`; with :math:`\sigma^2 = 1/\mathrm{SNR}`,
+    :math:`\lambda = -2\ln\sigma \sim N(2.4, 2.4^2)`, the defaults here. Index ``t`` is drawn with
+    the probability :math:`\Phi(b_t) - \Phi(a_t)` of its interval :math:`[a_t, b_t)` between
+    midpoints (standardised), so the mass beyond the schedule's range lands on its end steps. The
+    draws (float64) come from ``generator``; the result lives on ``device`` (default: the
+    generator's device, else the CPU).
+    """
+    n = check_int("n", n, 0)
+    check_range("mean", mean, None, None)
+    check_range("std", std, 0.0, None, low_open=True)
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    z = torch.randn(n, generator=generator, device=gen_device, dtype=torch.float64)
+    t = nearest_log_snr_index(schedule, float(mean) + float(std) * z)
+    return t.to(device if device is not None else gen_device)

@@ -6,6 +6,13 @@ The pieces, each small and testable on its own:
   saved as JSON next to the weights;
 * :func:`warmup_lr`, :func:`ema_decay_at` and :class:`EMA` -- the learning-rate warm-up and the
   exponential moving average of the weights (the weights that are sampled from);
+* recipe options (issue M; the defaults are the original recipe): the loss weighting and the
+  distribution of ``t`` (:mod:`diffnotes.losses`: Min-SNR-gamma, EDM, log-normal log-SNR), a
+  learning rate that decays to zero (:func:`lr_decay_factor`, :func:`scheduled_lr`) and EDM2's
+  power-function EMA whose length is a fraction of the images seen (:func:`power_ema_gamma`,
+  :func:`power_ema_decay`);
+* the lineage of a run (:func:`lineage_totals`): every stage it continues through ``init_from``,
+  with steps, batch, images and seconds, and the totals, in ``config.json`` and shipped models;
 * :func:`train_step` -- one gradient step of Algorithm 1;
 * :func:`train` -- the loop: data, logging to ``metrics.jsonl``, atomic checkpoints, exact
   resume, graceful stop (Ctrl-C or a time budget), multi-GPU with ``torchrun``;
@@ -16,7 +23,7 @@ A run directory ``out_dir`` holds::
 
     model.safetensors   raw weights (float32)              } what load_checkpoint reads
     ema.safetensors     EMA weights (float32)              }
-    config.json         train config, model constructor arguments, schedule, step
+    config.json         train config, model constructor arguments, schedule, step, lineage
     state.pt            everything needed to resume exactly: step, model, EMA, optimizer,
                         RNG states (torch CPU/CUDA and the noise generator of every rank),
                         data-loader position, elapsed time
@@ -51,11 +58,11 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 from torch import nn
 
-from ._checks import check_batch, check_range
+from ._checks import check_batch, check_int, check_range
 from ._util import atomic_write, randn_like, use_bf16
 from .data import ImageLoader, load_cifar10
 from .forward import q_sample
-from .losses import l_simple
+from .losses import l_simple, sample_t_log_normal, timestep_loss_weights
 from .schedules import Schedule, cosine_schedule, linear_schedule
 from .unet import PRESETS, ToyMLP, UNet, load_weights
 
@@ -63,7 +70,13 @@ __all__ = [
     "TrainConfig",
     "make_schedule",
     "warmup_lr",
+    "lr_decay_factor",
+    "scheduled_lr",
     "ema_decay_at",
+    "power_ema_gamma",
+    "power_ema_sigma_rel",
+    "power_ema_decay",
+    "lineage_totals",
     "EMA",
     "train_step",
     "TrainResult",
@@ -84,6 +97,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 _SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}
 _MODEL_CLASSES = {"UNet": UNet, "ToyMLP": ToyMLP}
 _UNET_ARGS = set(inspect.signature(UNet.__init__).parameters) - {"self"}
+_SIGMA_REL_MAX = 1.0 / math.sqrt(12.0)  # power-function EMA: sigma_rel at gamma = 0 (a plain running mean)
+NOT_RECORDED = "not recorded"  # a lineage figure that no record holds
 
 
 # ======================================================================================
@@ -148,6 +163,33 @@ class TrainConfig:
         the model and its EMA weights the average), a ``.safetensors`` file, or the name of a
         shipped model. An unconditional checkpoint may start a class-conditional network
         (:func:`diffnotes.unet.load_weights`). Ignored when resuming a run's own state.
+        The source's lineage (its stages, images and seconds) is carried into this run's.
+    loss_weighting : str
+        ``"l_simple"`` (Ho et al. 2020), ``"min_snr"`` (Min-SNR-gamma, Hang et al. 2023) or
+        ``"edm"`` (Karras et al. 2022's weight for an eps-prediction network); see
+        :func:`diffnotes.losses.timestep_loss_weights`.
+    min_snr_gamma : float
+        gamma of the Min-SNR weight min(SNR, gamma)/SNR (5.0); used with loss_weighting "min_snr".
+    edm_sigma_data : float
+        sigma_data of the EDM weight 1 + 1/(sigma_data^2 SNR) (0.5); used with loss_weighting "edm".
+    t_sampling : str
+        ``"uniform"`` over the T steps (Ho et al.) or ``"log_normal"``: log-SNR drawn from
+        N(t_logsnr_mean, t_logsnr_std^2) and mapped to the nearest step
+        (:func:`diffnotes.losses.sample_t_log_normal`).
+    t_logsnr_mean, t_logsnr_std : float
+        Mean and standard deviation of the log-SNR with t_sampling "log_normal" (2.4 and 2.4:
+        EDM's ln sigma ~ N(-1.2, 1.2^2), as log-SNR = -2 ln sigma).
+    lr_schedule : str
+        ``"constant"`` after the warm-up, or ``"cosine"`` / ``"linear"`` decay to zero at
+        ``total_steps`` over its last ``lr_decay_fraction`` (:func:`lr_decay_factor`). A decaying
+        schedule depends on total_steps, which then may not change on resume.
+    lr_decay_fraction : float
+        The fraction of total_steps over which the learning rate decays (1.0: all of them).
+    ema_length : float or None
+        ``None`` keeps the EMA with the fixed ema_decay (and ema_warmup). A number sets EDM2's
+        power-function EMA (Karras et al. 2024) whose averaging profile has this standard deviation
+        as a fraction of the images seen, across every init_from stage (sigma_rel, e.g. 0.05-0.15;
+        :func:`power_ema_decay`); ema_decay and ema_warmup are then not used.
     """
 
     preset: str = "small"
@@ -173,12 +215,30 @@ class TrainConfig:
     channels_last: bool = True
     label_dropout: float = 0.1
     init_from: str | None = None
+    loss_weighting: str = "l_simple"
+    min_snr_gamma: float = 5.0
+    edm_sigma_data: float = 0.5
+    t_sampling: str = "uniform"
+    t_logsnr_mean: float = 2.4
+    t_logsnr_std: float = 2.4
+    lr_schedule: str = "constant"
+    lr_decay_fraction: float = 1.0
+    ema_length: float | None = None
 
-    # fields that change the training trajectory: they must not change on resume
+    # fields that change the training trajectory: they must not change on resume (and total_steps
+    # where the learning rate decays)
     TRAJECTORY_FIELDS = (
         "preset", "schedule", "T", "lr", "warmup_steps", "batch_size", "grad_clip", "ema_decay",
         "ema_warmup", "dropout", "hflip", "unet", "seed", "label_dropout", "init_from",
+        "loss_weighting", "min_snr_gamma", "edm_sigma_data", "t_sampling", "t_logsnr_mean", "t_logsnr_std",
+        "lr_schedule", "lr_decay_fraction", "ema_length",
     )
+    # the allowed values of the fields that are a choice among names
+    CHOICES = {
+        "loss_weighting": ("l_simple", "min_snr", "edm"),
+        "t_sampling": ("uniform", "log_normal"),
+        "lr_schedule": ("constant", "cosine", "linear"),
+    }
 
     def __post_init__(self):
         self.validate()
@@ -263,6 +323,14 @@ class TrainConfig:
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
             errors.append(f"init_from must be a run folder, a .safetensors file or a shipped model's name, "
                           f"got {self.init_from!r}")
+        for name, allowed in self.CHOICES.items():
+            choice(name, allowed)
+        real("min_snr_gamma", 0.0, None, low_open=True)
+        real("edm_sigma_data", 0.0, None, low_open=True)
+        real("t_logsnr_mean", -math.inf, None)
+        real("t_logsnr_std", 0.0, None, low_open=True)
+        real("lr_decay_fraction", 0.0, 1.0, low_open=True)
+        real("ema_length", 0.0, _SIGMA_REL_MAX, low_open=True, optional=True)
         if errors:
             raise ValueError("invalid TrainConfig: " + "; ".join(errors))
 
@@ -339,6 +407,109 @@ def ema_decay_at(step: int, decay: float, warmup: bool = True) -> float:
     return min(float(decay), (1.0 + step) / (10.0 + step))
 
 
+def lr_decay_factor(step: int, total_steps: int, kind: str = "constant", fraction: float = 1.0) -> float:
+    r"""Factor of the learning rate of optimizer step ``step`` (0-based) under a schedule that decays to zero.
+
+    With :math:`S` = ``total_steps``, :math:`D = \max(1, \operatorname{round}(fS))` decay steps
+    (:math:`f` = ``fraction``) starting at :math:`S_0 = S - D` and :math:`u = (s - S_0)/D`:
+
+    .. math::
+        m(s) = 1 \ (s \le S_0), \qquad
+        m_\text{linear}(s) = 1 - u, \qquad
+        m_\text{cosine}(s) = \tfrac12\,(1 + \cos \pi u) \qquad (S_0 \le s \le S),
+
+    and :math:`m(s) = 0` for :math:`s \ge S`. The first step of the decay has the full rate and the
+    last one (:math:`s = S-1`) the small rate :math:`m(S-1) > 0`; the rate reaches zero at
+    :math:`s = S`, where training ends. ``"constant"`` is :math:`m = 1`. Cosine decay: Loshchilov &
+    Hutter 2017 (SGDR, one cycle without restart); a constant rate, then a decay over the last part
+    ("warmup-stable-decay"): Hu et al. 2024 (MiniCPM), Hägele et al. 2024.
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if total_steps < 0:
+        raise ValueError(f"total_steps must be >= 0, got {total_steps}")
+    if kind not in TrainConfig.CHOICES["lr_schedule"]:
+        raise ValueError(f"kind must be one of {list(TrainConfig.CHOICES['lr_schedule'])}, got {kind!r}")
+    check_range("fraction", fraction, 0.0, 1.0, low_open=True)
+    if kind == "constant":
+        return 1.0
+    if step >= total_steps:
+        return 0.0
+    decay = max(1, round(fraction * total_steps))
+    u = (step - (total_steps - decay)) / decay
+    if u <= 0:
+        return 1.0
+    return 1.0 - u if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * u))
+
+
+def scheduled_lr(step: int, lr: float, warmup_steps: int, total_steps: int, kind: str = "constant",
+                 fraction: float = 1.0) -> float:
+    r"""Learning rate of optimizer step ``step``: the warm-up times the decay,
+    :math:`\eta_s = \eta\,\min(1, (s+1)/S_\text{warmup})\,m(s)` (:func:`warmup_lr`,
+    :func:`lr_decay_factor`). With ``kind="constant"`` it is :func:`warmup_lr`, value for value."""
+    base = warmup_lr(step, lr, warmup_steps)
+    if kind == "constant":
+        lr_decay_factor(step, total_steps, kind, fraction)  # validates the arguments
+        return base
+    return base * lr_decay_factor(step, total_steps, kind, fraction)
+
+
+def power_ema_sigma_rel(gamma: float) -> float:
+    r"""Relative standard deviation of the power-function EMA profile with exponent ``gamma``.
+
+    .. math:: \sigma_\text{rel} = \frac{\sqrt{\gamma+1}}{(\gamma+2)\sqrt{\gamma+3}}
+
+    The averaging weights of EDM2's EMA are :math:`\propto \tau^\gamma` for :math:`0 < \tau \le t`;
+    as a density on :math:`\tau/t \in (0, 1]` that is :math:`(\gamma+1)x^\gamma`, whose standard
+    deviation is this (Karras et al. 2024, "Analyzing and Improving the Training Dynamics of
+    Diffusion Models", EDM2: its power-function EMA profile).
+    """
+    check_range("gamma", gamma, 0.0, None)
+    g = float(gamma)
+    return math.sqrt(g + 1.0) / ((g + 2.0) * math.sqrt(g + 3.0))
+
+
+def power_ema_gamma(sigma_rel: float) -> float:
+    r"""The exponent :math:`\gamma \ge 0` of the power-function EMA with relative length ``sigma_rel``.
+
+    Inverts :func:`power_ema_sigma_rel`: :math:`\sigma_\text{rel}^2 (\gamma+2)^2(\gamma+3) = \gamma+1`,
+    i.e. the largest real root of
+
+    .. math:: \gamma^3 + 7\gamma^2 + (16 - \sigma_\text{rel}^{-2})\,\gamma + (12 - \sigma_\text{rel}^{-2}) = 0
+
+    (the cubic of Karras et al. 2024, EDM2; :math:`\sigma_\text{rel} = 0.10` gives :math:`\gamma \approx 6.94`).
+    ``sigma_rel`` must lie in :math:`(0, 1/\sqrt{12}]`; :math:`1/\sqrt{12}` is :math:`\gamma = 0`, the plain mean.
+    """
+    check_range("sigma_rel", sigma_rel, 0.0, _SIGMA_REL_MAX + 1e-12, low_open=True)
+    import numpy as np
+
+    k = float(sigma_rel) ** -2
+    roots = np.roots([1.0, 7.0, 16.0 - k, 12.0 - k])
+    gamma = max(float(r.real) for r in roots if abs(r.imag) < 1e-9)
+    return max(gamma, 0.0)
+
+
+def power_ema_decay(images_seen: float, batch_size: int, gamma: float) -> float:
+    r"""Decay of EDM2's power-function EMA for the update after a step that brings the images seen to ``images_seen``.
+
+    .. math:: \beta = \left(1 - \frac{B}{n}\right)^{\gamma+1}, \qquad n = \text{images seen}, \ B = \text{batch}
+
+    Karras et al. 2024 (EDM2): :math:`\beta_\gamma(t) = (1 - 1/t)^{\gamma+1}` with :math:`t = n/B` the
+    training step; updating :math:`\hat\theta \leftarrow \beta\hat\theta + (1-\beta)\theta` with it
+    averages the weights seen so far with weights :math:`\propto \tau^\gamma`, a profile whose width
+    is the fixed fraction :math:`\sigma_\text{rel}` (:func:`power_ema_sigma_rel`) of the images seen,
+    however long the run. The first update (:math:`n = B`) has :math:`\beta = 0`. For large :math:`n`,
+    :math:`\beta \approx 1 - (\gamma+1)B/n`: the rule "decay = 1 - batch / (fraction x images seen)"
+    with fraction :math:`1/(\gamma+1)`. In :func:`train`, :math:`n` counts the images of every
+    ``init_from`` stage before the run too (its lineage), so a continued run keeps averaging over the
+    same fraction of the network's whole training.
+    """
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_range("images_seen", images_seen, float(batch_size), None)
+    check_range("gamma", gamma, 0.0, None)
+    return (1.0 - batch_size / float(images_seen)) ** (float(gamma) + 1.0)
+
+
 class EMA:
     r"""Exponential moving average of a model's weights, :math:`\bar\theta \leftarrow d_s\bar\theta + (1-d_s)\theta`.
 
@@ -354,16 +525,34 @@ class EMA:
         :math:`d` in [0, 1].
     warmup : bool
         Use :func:`ema_decay_at`'s warm-up.
+    power_gamma : float, optional
+        Use EDM2's power-function EMA with this exponent instead (:func:`power_ema_decay`):
+        the update after step ``s`` has the decay of ``images_before + (s + 1) * batch_size``
+        images seen; ``decay`` and ``warmup`` are then not used.
+    batch_size, images_before : int
+        With ``power_gamma``: images per step, and images seen before step 0 (earlier stages).
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.9999, warmup: bool = True):
+    def __init__(self, model: nn.Module, decay: float = 0.9999, warmup: bool = True, *,
+                 power_gamma: float | None = None, batch_size: int = 1, images_before: int = 0):
         check_range("decay", decay, 0.0, 1.0)
+        if power_gamma is not None:
+            check_range("power_gamma", power_gamma, 0.0, None)
         self.decay = float(decay)
         self.warmup = bool(warmup)
+        self.power_gamma = None if power_gamma is None else float(power_gamma)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.images_before = check_int("images_before", images_before, 0)
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def decay_at(self, step: int) -> float:
-        """The decay used by the update after optimizer step ``step`` (see :func:`ema_decay_at`)."""
+        """The decay used by the update after optimizer step ``step`` (see :func:`ema_decay_at`,
+        or :func:`power_ema_decay` with ``power_gamma``)."""
+        if self.power_gamma is not None:
+            if step < 0:
+                raise ValueError(f"step must be >= 0, got {step}")
+            return power_ema_decay(self.images_before + (step + 1) * self.batch_size, self.batch_size,
+                                   self.power_gamma)
         return ema_decay_at(step, self.decay, self.warmup)
 
     @torch.no_grad()
@@ -412,7 +601,9 @@ def _params(optimizer: torch.optim.Optimizer) -> list:
 def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimizer: torch.optim.Optimizer,
                *, lr: float | None = None, grad_clip: float | None = None,
                generator: torch.Generator | None = None, bf16: bool = False,
-               y: torch.Tensor | None = None, p_uncond: float = 0.0) -> torch.Tensor:
+               y: torch.Tensor | None = None, p_uncond: float = 0.0, t_sampling: str = "uniform",
+               logsnr_mean: float = 2.4, logsnr_std: float = 2.4,
+               loss_weights: torch.Tensor | None = None) -> torch.Tensor:
     r"""One gradient step of DDPM training (Ho et al. 2020, Algorithm 1).
 
     .. math::
@@ -450,6 +641,13 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
         probability (drawn from ``generator`` after ``eps``), so that the network also learns
         the unconditional model that classifier-free guidance needs (Ho & Salimans 2022,
         Algorithm 1; they use 0.1 or 0.2).
+    t_sampling : {"uniform", "log_normal"}
+        How ``t`` is drawn: uniformly (Algorithm 1), or with log-SNR ~ N(``logsnr_mean``,
+        ``logsnr_std``\ :sup:`2`) mapped to the nearest step (:func:`diffnotes.losses.sample_t_log_normal`).
+    loss_weights : torch.Tensor, shape [T], optional
+        Weight :math:`w_t` of each step's squared error (:func:`diffnotes.losses.timestep_loss_weights`):
+        the loss is :math:`\frac1B\sum_b w_{t_b}\lVert\epsilon_b-\hat\epsilon_b\rVert^2/D`
+        (:func:`diffnotes.losses.weighted_l_simple`). ``None``: L_simple.
 
     Returns
     -------
@@ -459,10 +657,17 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
     check_batch("x_0", x_0)
     if grad_clip is not None:
         check_range("grad_clip", grad_clip, 0.0, None, low_open=True)
+    if t_sampling not in TrainConfig.CHOICES["t_sampling"]:
+        raise ValueError(f"t_sampling must be one of {list(TrainConfig.CHOICES['t_sampling'])}, got {t_sampling!r}")
+    if loss_weights is not None and tuple(loss_weights.shape) != (schedule.T,):
+        raise ValueError(f"loss_weights must have shape [T] = [{schedule.T}], got {tuple(loss_weights.shape)}")
     gen_device = generator.device if generator is not None else x_0.device
     B = x_0.shape[0]
-    # Algorithm 1, line 3: t ~ Uniform({1, ..., T})  (0-based indices here)
-    t = torch.randint(0, schedule.T, (B,), generator=generator, device=gen_device)
+    # Algorithm 1, line 3: t ~ Uniform({1, ..., T})  (0-based indices here), or the log-normal log-SNR
+    if t_sampling == "uniform":
+        t = torch.randint(0, schedule.T, (B,), generator=generator, device=gen_device)
+    else:
+        t = sample_t_log_normal(schedule, B, mean=logsnr_mean, std=logsnr_std, generator=generator)
     # line 4: eps ~ N(0, I)
     eps = randn_like(x_0, generator)
     alpha_bar_t = schedule.alpha_bar.to(dtype=x_0.dtype).to(gen_device)[t]
@@ -477,7 +682,12 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
             group["lr"] = lr
     with torch.autocast(device_type=x_0.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
         eps_hat = model(x_t, t.to(x_0.device)) if y is None else model(x_t, t.to(x_0.device), y)
-    loss = l_simple(eps_hat.to(eps.dtype), eps)
+    if loss_weights is None:
+        loss = l_simple(eps_hat.to(eps.dtype), eps)
+    else:
+        # weighted_l_simple without its per-call check of the weights (a host sync on a GPU)
+        w = loss_weights.to(device=eps.device, dtype=eps.dtype)[t.to(eps.device)]
+        loss = (w * l_simple(eps_hat.to(eps.dtype), eps, reduction="none")).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip is not None:
@@ -609,24 +819,159 @@ def _schedule_spec(schedule: Schedule) -> dict:
     return dict(spec, betas=schedule.betas.tolist())
 
 
-def _checkpoint_config(model, config: TrainConfig | None, schedule: Schedule, step: int) -> dict:
+# ======================================================================================
+# lineage: the stages of training behind a checkpoint
+# ======================================================================================
+_LINEAGE_FIGURES = ("steps", "batch_size", "images", "seconds", "device")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _stage_record(name, init_from, steps, batch_size, seconds, device, ranks=1) -> dict:
+    """One stage of a lineage; a figure that is not known is :data:`NOT_RECORDED`."""
+    steps_ok, batch_ok = _number(steps), _number(batch_size)
     return {
+        "name": name, "init_from": init_from,
+        "steps": int(steps) if steps_ok else NOT_RECORDED,
+        "batch_size": int(batch_size) if batch_ok else NOT_RECORDED,
+        "images": int(steps) * int(batch_size) if steps_ok and batch_ok else NOT_RECORDED,
+        "seconds": round(float(seconds), 1) if _number(seconds) else NOT_RECORDED,
+        "device": device if device in ("cpu", "cuda", "mps") else NOT_RECORDED,
+        "ranks": int(ranks) if _number(ranks) else NOT_RECORDED,
+    }
+
+
+def lineage_totals(stages: list) -> dict:
+    r"""A lineage: the stages (oldest first) and their totals.
+
+    .. math:: N_\text{images} = \sum_k S_k B_k, \qquad
+              H = \frac{1}{3600}\sum_k \text{seconds}_k, \qquad
+              H_\text{cpu} = \frac{1}{3600}\sum_{k:\ \text{device}_k = \text{cpu}} \text{seconds}_k
+
+    with :math:`S_k` the optimizer steps and :math:`B_k` the batch of stage :math:`k`. Each stage
+    is a dict with ``name`` (its run folder, ``out_dir``), ``init_from`` (what it started from),
+    ``steps``, ``batch_size``, ``images``, ``seconds`` (the training loop's wall time, summed over
+    resumes), ``device`` and ``ranks``. Seconds are wall-clock time of the whole machine, so "CPU
+    hours" are hours of a (2-core) CPU, not core-hours. A figure no record holds is the string
+    ``"not recorded"``: it is left out of the sums, and ``not_recorded`` lists it, so that a total
+    is never silently short. Returns ``{"stages", "images", "seconds", "hours", "cpu_hours"}`` and,
+    where a figure is missing, ``"not_recorded"``.
+    """
+    if not isinstance(stages, list) or not all(isinstance(st, dict) for st in stages):
+        raise ValueError(f"stages must be a list of dicts, got {stages!r}")
+    images = seconds = cpu_seconds = 0
+    missing = []
+    for k, st in enumerate(stages, 1):
+        for key in _LINEAGE_FIGURES:
+            if st.get(key, NOT_RECORDED) == NOT_RECORDED:
+                missing.append(f"{key} of stage {k} ({st.get('name')})")
+        if _number(st.get("images")):
+            images += int(st["images"])
+        if _number(st.get("seconds")):
+            seconds += float(st["seconds"])
+            if st.get("device") == "cpu":
+                cpu_seconds += float(st["seconds"])
+    out = {"stages": [dict(st) for st in stages], "images": int(images), "seconds": round(seconds, 1),
+           "hours": round(seconds / 3600.0, 3), "cpu_hours": round(cpu_seconds / 3600.0, 3)}
+    if missing:
+        out["not_recorded"] = missing
+    return out
+
+
+def _source_config(source: str) -> dict | None:
+    """The checkpoint config of what ``init_from=source`` names (found as :func:`_init_weights` finds
+    its weights), or ``None`` when there is none."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        candidates = [path / "config.json"]
+    elif path.suffix == ".safetensors":
+        candidates = [path.with_suffix(".json"), path.parent / "config.json"]
+    elif re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", source):
+        candidates = [PRETRAINED_DIR / f"{source}.json"]
+    else:
+        candidates = []
+    for c in candidates:
+        if c.is_file():
+            try:
+                config = json.loads(c.read_text())
+            except ValueError:
+                return None
+            return config if isinstance(config, dict) else None
+    return None
+
+
+def _parent_stages(init_from: str | None) -> list:
+    """The stages before a run started with ``init_from``: the source's lineage if it has one; else
+    the source's own stage from its config (its time not recorded) after one entry for whatever it
+    came from; else one entry naming the source with every figure not recorded."""
+    if init_from is None:
+        return []
+    config = _source_config(init_from)
+    if config is None:
+        return [_stage_record(init_from, NOT_RECORDED, None, None, None, None, None)]
+    lineage = config.get("lineage")
+    if isinstance(lineage, dict) and isinstance(lineage.get("stages"), list):
+        return [dict(st) for st in lineage["stages"]]
+    train_cfg = config.get("train") or {}
+    before = train_cfg.get("init_from")
+    stages = [] if before is None else [_stage_record(before, NOT_RECORDED, None, None, None, None, None)]
+    stages.append(_stage_record(train_cfg.get("out_dir", init_from), before, config.get("step"),
+                                train_cfg.get("batch_size"), None, None, None))
+    return stages
+
+
+def _images_of(stages: list) -> int:
+    return lineage_totals(stages)["images"]
+
+
+def _run_lineage(out_dir: Path, config: dict) -> dict | None:
+    """The lineage of a run folder whose ``config.json`` was written before lineages were recorded:
+    its ``init_from``'s stages, then its own (seconds, device and ranks from ``state.pt`` when that
+    is at the same step)."""
+    train_cfg = config.get("train")
+    if not isinstance(train_cfg, dict):
+        return None
+    seconds = device = ranks = None
+    state_path = out_dir / "state.pt"
+    if state_path.is_file():
+        with contextlib.suppress(Exception):
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            if int(state.get("step", -1)) == int(config.get("step", -2)):
+                seconds = state.get("elapsed")
+                rngs = state.get("rng") or []
+                ranks = len(rngs) or None
+                device = ("cuda" if "cuda" in rngs[0] else "cpu") if rngs else None
+    stage = _stage_record(train_cfg.get("out_dir", str(out_dir)), train_cfg.get("init_from"), config.get("step"),
+                          train_cfg.get("batch_size"), seconds, device, ranks)
+    return lineage_totals(_parent_stages(train_cfg.get("init_from")) + [stage])
+
+
+def _checkpoint_config(model, config: TrainConfig | None, schedule: Schedule, step: int,
+                       lineage: dict | None = None) -> dict:
+    out = {
         "format": CHECKPOINT_FORMAT,
         "step": int(step),
         "model": _model_spec(model),
         "schedule": _schedule_spec(schedule),
         "train": config.to_dict() if config is not None else None,
     }
+    if lineage is not None:
+        out["lineage"] = lineage
+    return out
 
 
 def save_checkpoint(out_dir, *, model: nn.Module, ema: EMA | None, schedule: Schedule, step: int,
-                    config: TrainConfig | None = None, resume_state: dict | None = None) -> Path:
+                    config: TrainConfig | None = None, resume_state: dict | None = None,
+                    lineage: dict | None = None) -> Path:
     """Write ``model.safetensors``, ``ema.safetensors``, ``config.json`` (and ``state.pt`` if
-    ``resume_state`` is given) into ``out_dir``, each file atomically. Returns ``out_dir``."""
+    ``resume_state`` is given) into ``out_dir``, each file atomically. ``lineage``
+    (:func:`lineage_totals`) goes into ``config.json``. Returns ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = _unwrap(model)
-    config_json = _checkpoint_config(raw, config, schedule, step)  # validates before writing anything
+    config_json = _checkpoint_config(raw, config, schedule, step, lineage)  # validates before writing anything
     meta = {"step": step, "format": CHECKPOINT_FORMAT}
     _write_safetensors(out_dir / "model.safetensors", raw.state_dict(), meta)
     if ema is not None:
@@ -693,7 +1038,12 @@ def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
 def export_bf16(out_dir, dest_path, *, ema: bool = True) -> Path:
     """Write a run's (EMA) weights in bfloat16 to ``dest_path`` (.safetensors) and its config
     beside it (same name, ``.json``): the format of the shipped pretrained models. Returns
-    ``dest_path``."""
+    ``dest_path``.
+
+    The config keeps the run's lineage (:func:`lineage_totals`). A run recorded before lineages
+    were (no ``lineage`` in its ``config.json``) gets one here: the stages of its ``init_from`` (a
+    shipped model's ``.json``, a run folder's ``config.json``) and its own, with its seconds from
+    ``state.pt``."""
     out_dir, dest_path = Path(out_dir), Path(dest_path)
     if dest_path.suffix != ".safetensors":
         raise ValueError(f"dest_path must end in .safetensors, got {dest_path}")
@@ -702,6 +1052,10 @@ def export_bf16(out_dir, dest_path, *, ema: bool = True) -> Path:
         raise FileNotFoundError(f"no weights at {weights}")
     config = _read_config(out_dir / "config.json")
     config = dict(config, dtype="bfloat16", weights="ema" if ema else "raw")
+    if "lineage" not in config:
+        lineage = _run_lineage(out_dir, config)
+        if lineage is not None:
+            config["lineage"] = lineage
     state = _cpu_tensors(_read_safetensors(weights, _repair_hint(weights)), torch.bfloat16)
     data = _st_save(state, metadata={"step": str(config.get("step")), "format": CHECKPOINT_FORMAT})
     atomic_write(dest_path, lambda f: f.write(data))
@@ -745,6 +1099,7 @@ class TrainResult:
     stop_reason: str  # "done", "max_seconds" or "interrupted"
     loss: float | None
     out_dir: Path
+    lineage: dict | None = None
 
     def ema_model(self) -> nn.Module:
         """A copy of the model holding the EMA weights, in eval mode, with ``.config``/``.schedule``."""
@@ -752,7 +1107,7 @@ class TrainResult:
 
         m = copy.deepcopy(self.model)
         self.ema.copy_to(m)
-        return _attach(m.eval(), _checkpoint_config(m, self.config, self.schedule, self.step))
+        return _attach(m.eval(), _checkpoint_config(m, self.config, self.schedule, self.step, self.lineage))
 
 
 def _derive_seed(seed: int, rank: int, stream: int) -> int:
@@ -888,7 +1243,7 @@ def _init_weights(source: str) -> tuple[dict, dict]:
     return ({k: v.float() if v.is_floating_point() else v for k, v in d.items()} for d in (raw, ema))
 
 
-def _rewrite_damaged_weights(out_dir: Path, model, ema, schedule, step: int, cfg) -> None:
+def _rewrite_damaged_weights(out_dir: Path, model, ema, schedule, step: int, cfg, lineage=None) -> None:
     """On resume: rewrite ``model.safetensors`` / ``ema.safetensors`` from ``state.pt`` where they are
     missing or damaged (``state.pt`` holds the same weights)."""
     for name in ("model.safetensors", "ema.safetensors"):
@@ -897,8 +1252,15 @@ def _rewrite_damaged_weights(out_dir: Path, model, ema, schedule, step: int, cfg
             _read_safetensors(path)
         except (CheckpointDamagedError, FileNotFoundError):
             warnings.warn(f"{path} was missing or damaged: rewritten from state.pt (step {step})")
-            save_checkpoint(out_dir, model=model, ema=ema, schedule=schedule, step=step, config=cfg)
+            save_checkpoint(out_dir, model=model, ema=ema, schedule=schedule, step=step, config=cfg,
+                            lineage=lineage)
             return
+
+
+def _lineage(cfg: TrainConfig, parent: list, step: int, seconds: float, device: torch.device, world: int) -> dict:
+    """This run's lineage: the stages before it, then itself at ``step`` after ``seconds`` of training."""
+    here = _stage_record(cfg.out_dir, cfg.init_from, step, cfg.batch_size, seconds, device.type, world)
+    return lineage_totals(list(parent) + [here])
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -1019,6 +1381,12 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
         loader, num_images = data, None
         image_shape = None
     schedule = make_schedule(cfg.schedule, cfg.T)
+    loss_weights = None if cfg.loss_weighting == "l_simple" else timestep_loss_weights(
+        schedule, cfg.loss_weighting, gamma=cfg.min_snr_gamma, sigma_data=cfg.edm_sigma_data).to(device)
+    # the stages before this run (its lineage); a resumed run takes them from its state below
+    parent = _parent_stages(cfg.init_from) if fresh else []
+    ema_kwargs = dict(power_gamma=power_ema_gamma(cfg.ema_length) if cfg.ema_length is not None else None,
+                      batch_size=cfg.batch_size)
 
     # --- model, EMA, optimizer (identical initial weights on every rank) -------------
     torch.manual_seed(cfg.seed)
@@ -1037,12 +1405,12 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
         raw_state, ema_state = _init_weights(cfg.init_from)
         try:
             load_weights(model, ema_state)
-            ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+            ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, images_before=_images_of(parent), **ema_kwargs)
             load_weights(model, raw_state)
         except ValueError as err:
             raise ValueError(f"init_from={cfg.init_from!r}: {err}") from None
     else:
-        ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+        ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, images_before=_images_of(parent), **ema_kwargs)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     # dropout uses torch's global generator, t and eps a dedicated one; both differ per rank
     torch.manual_seed(_derive_seed(cfg.seed, rank, 1))
@@ -1054,6 +1422,8 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
         state = _load_state(state_path)
         saved = TrainConfig.from_dict(state["config"])
         changed = [f for f in TrainConfig.TRAJECTORY_FIELDS if getattr(saved, f) != getattr(cfg, f)]
+        if cfg.lr_schedule != "constant" and saved.total_steps != cfg.total_steps:
+            changed.append("total_steps")  # the learning rate decays to zero at total_steps
         if changed:
             raise ValueError(
                 "cannot resume exactly: these config fields differ from the saved run: "
@@ -1066,6 +1436,9 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
         optimizer.load_state_dict(state["optimizer"])
         loader.load_state_dict(state["data"])
         step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+        # a state saved before lineages were recorded: look the stages up again from init_from
+        parent = state["lineage_parent"] if "lineage_parent" in state else _parent_stages(cfg.init_from)
+        ema.images_before = _images_of(parent)
         rngs = state["rng"]
         if len(rngs) == world:
             _set_rng_state(rngs[rank], generator, device)
@@ -1076,9 +1449,11 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
             generator.manual_seed(_derive_seed(cfg.seed + step, rank, 2))
         if rank == 0:
             _trim_metrics(metrics_path, step)
-            _rewrite_damaged_weights(out_dir, model, ema, schedule, step, cfg)
+            _rewrite_damaged_weights(out_dir, model, ema, schedule, step, cfg,
+                                     lineage=_lineage(cfg, parent, step, elapsed, device, world))
     elif rank == 0:  # the config first, so that a run killed before its first checkpoint resumes with it
-        _write_json(out_dir / "config.json", _checkpoint_config(model, cfg, schedule, step))
+        _write_json(out_dir / "config.json", _checkpoint_config(model, cfg, schedule, step,
+                                                                _lineage(cfg, parent, step, elapsed, device, world)))
         _trim_metrics(metrics_path, step)  # a new run: no log lines of a run that died before a checkpoint
 
     net: nn.Module = model
@@ -1091,6 +1466,9 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
     local = cfg.batch_size // world
     t_start = time.perf_counter()
 
+    def lr_at(s: int) -> float:
+        return scheduled_lr(s, cfg.lr, cfg.warmup_steps, cfg.total_steps, cfg.lr_schedule, cfg.lr_decay_fraction)
+
     def total_time() -> float:
         return elapsed + (time.perf_counter() - t_start)
 
@@ -1102,10 +1480,11 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
             "step": step, "elapsed": total_time(), "config": cfg.to_dict(), "num_images": num_images,
             "model": _cpu_tensors(model.state_dict()), "ema": _cpu_tensors(ema.state_dict()),
             "optimizer": optimizer.state_dict(), "rng": rngs, "data": loader.state_dict(),
-            "world_size": world,
+            "world_size": world, "lineage_parent": parent,
         }
         save_checkpoint(out_dir, model=model, ema=ema, schedule=schedule, step=step, config=cfg,
-                        resume_state=resume_state)
+                        resume_state=resume_state,
+                        lineage=_lineage(cfg, parent, step, resume_state["elapsed"], device, world))
 
     # --- loop ------------------------------------------------------------------------
     from tqdm.auto import tqdm
@@ -1129,7 +1508,7 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
         rate = n * cfg.batch_size / max(now - t_log, 1e-9)
         last_loss = mean_loss
         if rank == 0:
-            row = {"step": step, "loss": mean_loss, "lr": warmup_lr(step - 1, cfg.lr, cfg.warmup_steps),
+            row = {"step": step, "loss": mean_loss, "lr": lr_at(step - 1),
                    "img_per_s": rate, "time": total_time()}
             out_dir.mkdir(parents=True, exist_ok=True)
             with open(metrics_path, "a") as f:
@@ -1154,9 +1533,10 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
                 y = y.to(device) if y is not None else None
                 if channels_last:
                     x_0 = x_0.contiguous(memory_format=torch.channels_last)
-                loss = train_step(net, x_0, schedule, optimizer,
-                                  lr=warmup_lr(step, cfg.lr, cfg.warmup_steps), grad_clip=cfg.grad_clip,
-                                  generator=generator, bf16=bf16, y=y, p_uncond=cfg.label_dropout)
+                loss = train_step(net, x_0, schedule, optimizer, lr=lr_at(step), grad_clip=cfg.grad_clip,
+                                  generator=generator, bf16=bf16, y=y, p_uncond=cfg.label_dropout,
+                                  t_sampling=cfg.t_sampling, logsnr_mean=cfg.t_logsnr_mean,
+                                  logsnr_std=cfg.t_logsnr_std, loss_weights=loss_weights)
                 ema.update(model, step)
                 step += 1
                 loss_sum += loss
@@ -1175,4 +1555,5 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
     if channels_last:  # hand back the network in the ordinary memory format
         model = model.to(memory_format=torch.contiguous_format)
     return TrainResult(model=model, ema=ema, schedule=schedule, config=cfg, step=step,
-                       stop_reason=reason, loss=last_loss, out_dir=out_dir)
+                       stop_reason=reason, loss=last_loss, out_dir=out_dir,
+                       lineage=_lineage(cfg, parent, step, total_time(), device, world))
