@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 SLIDES ?= slides
 
-.PHONY: course test unit nbval-fp32 install browser slides exercises clean
+.PHONY: course test unit nbval install browser slides exercises clean
 
 # jupyterlab-rise pulls in jupyterlab-mathjax3, a JupyterLab 3 extension that Lab 4 flags as
 # incompatible; Lab 4 (and RISE's page) render math with their own MathJax, so it is removed.
@@ -45,26 +45,27 @@ course: install
 # Two pytest workers (pytest-xdist), one notebook per worker at a time (--dist loadfile keeps a
 # notebook's cells on one kernel): on a 2-core CI machine the suite takes about 60 % of the serial
 # time. OMP_WAIT_POLICY=PASSIVE stops torch's idle threads spinning while the other worker computes.
-# PYTEST_WORKERS=0 runs everything in one process.
+# PYTEST_WORKERS=0 runs everything in one process. The notebooks run with the network in float32
+# (see `nbval` below), then ruff checks the code.
 PYTEST_WORKERS ?= 2
 test: install browser
-	DIFFNOTES_FAST=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
-		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider \
-		-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(NBVAL) tests notebooks $(PYTEST_ARGS)
 
 # The fast lane: unit tests only (no notebooks, no browser, no mutation runs).
 unit: install
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest tests -p no:cacheprovider -n $(PYTEST_WORKERS) \
 		--ignore tests/test_browser.py --ignore tests/test_mutations.py $(PYTEST_ARGS)
 
-# The committed outputs must not depend on the CPU: bf16 autocast gives different round-off on an AMD
-# EPYC (AVX-512 BF16) and an Intel Xeon (AMX). nbval with the network in float32 (DIFFNOTES_BF16=0)
-# against outputs executed with bf16 fails on every output that depends on bf16 numerics. Run it
-# after re-executing a chapter (NB=notebooks/08_guidance.ipynb for one).
+# The committed outputs must not depend on the CPU: bf16 autocast rounds differently on an AMD EPYC
+# (AVX-512 BF16) and an Intel Xeon (AMX). Chapters are executed as `make course` runs them (bf16 where
+# the CPU has it); nbval then runs them with the network in float32 (DIFFNOTES_BF16=0), so every
+# output that depends on bf16 numerics fails here, on any CPU, before it can fail on another one.
+# `make nbval NB=notebooks/08_guidance.ipynb` validates one chapter the same way.
+NBVAL := DIFFNOTES_BF16=0 DIFFNOTES_FAST=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest --nbval --nbval-current-env \
+	--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 NB ?= notebooks
-nbval-fp32: install
-	DIFFNOTES_BF16=0 DIFFNOTES_FAST=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest $(NB) --nbval --nbval-current-env \
-		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
+nbval: install
+	$(NBVAL) $(NB)
 
 # Student copies of the lessons in exercises/: each solution replaced by a stub with its hint.
 exercises: install
