@@ -796,7 +796,7 @@ def min_snr_weight(snr, gamma: float = 5.0) -> torch.Tensor:
     snr = torch.as_tensor(snr, dtype=torch.float64)
     check_range("snr", snr, 0.0, None, low_open=True)
     check_range("gamma", gamma, 0.0, None, low_open=True)
-    return torch.clamp(float(gamma) / snr, max=1.0)
+    return torch.clamp(snr, max=float(gamma)) / snr  # min(SNR, gamma) / SNR: exactly 1 where SNR <= gamma
 
 
 def edm_weight(snr, sigma_data: float = 0.5) -> torch.Tensor:

@@ -1472,7 +1472,10 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
     def total_time() -> float:
         return elapsed + (time.perf_counter() - t_start)
 
+    lineage_now = _lineage(cfg, parent, step, elapsed, device, world)  # as on disk; save() updates it
+
     def save():
+        nonlocal lineage_now
         rngs = ctx.gather(_rng_state(generator, device))
         if rank != 0:
             return
@@ -1482,9 +1485,9 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
             "optimizer": optimizer.state_dict(), "rng": rngs, "data": loader.state_dict(),
             "world_size": world, "lineage_parent": parent,
         }
+        lineage_now = _lineage(cfg, parent, step, resume_state["elapsed"], device, world)
         save_checkpoint(out_dir, model=model, ema=ema, schedule=schedule, step=step, config=cfg,
-                        resume_state=resume_state,
-                        lineage=_lineage(cfg, parent, step, resume_state["elapsed"], device, world))
+                        resume_state=resume_state, lineage=lineage_now)
 
     # --- loop ------------------------------------------------------------------------
     from tqdm.auto import tqdm
@@ -1556,4 +1559,4 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
         model = model.to(memory_format=torch.contiguous_format)
     return TrainResult(model=model, ema=ema, schedule=schedule, config=cfg, step=step,
                        stop_reason=reason, loss=last_loss, out_dir=out_dir,
-                       lineage=_lineage(cfg, parent, step, total_time(), device, world))
+                       lineage=lineage_now)

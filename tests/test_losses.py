@@ -656,3 +656,126 @@ def test_importance_errors():
         L.importance_probs(torch.ones(3))
     with pytest.raises(ValueError, match="p_t must be > 0"):
         L.importance_weights(torch.tensor([1.0, 0.0]), torch.tensor([1]))
+
+
+# --------------------------------------------------------------------------- recipe: loss weights and t sampling
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-6, 1e6), st.floats(1e-3, 1e3))
+def test_min_snr_weight_is_one_up_to_gamma_and_gamma_over_snr_above(snr, gamma):
+    w = float(L.min_snr_weight(torch.tensor(snr, dtype=F64), gamma))
+    if snr <= gamma:
+        assert w == 1.0
+    else:
+        assert w == pytest.approx(gamma / snr, rel=1e-12) and w < 1.0
+    # the weight of the x0-loss it stands for: w_eps * SNR = min(SNR, gamma) (Hang et al. 2023)
+    assert w * snr == pytest.approx(min(snr, gamma), rel=1e-12)
+
+
+def test_edm_weight_turns_edms_denoiser_loss_into_an_eps_loss():
+    """EDM's lambda(sigma) ||D - x0||^2, with the denoiser D that an eps-network implies on the VP
+    sample x_t = sqrt(ab) (x0 + sigma eps), sigma^2 = (1 - ab)/ab, equals edm_weight * ||eps_hat - eps||^2."""
+    sched, sigma_data = linear_schedule(1000), 0.5
+    t = torch.tensor([0, 10, 100, 400, 700, 999])
+    ab = sched.alpha_bar[t].reshape(-1, 1, 1, 1)
+    x0, eps, eps_hat = images(6, seed=1), torch.randn(6, 3, 4, 4, generator=gen(2), dtype=F64), \
+        torch.randn(6, 3, 4, 4, generator=gen(3), dtype=F64)
+    sigma = ((1 - ab) / ab).sqrt()
+    x_t = ab.sqrt() * (x0 + sigma * eps)
+    D = x_t / ab.sqrt() - sigma * eps_hat
+    lam = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2  # EDM, Table 1
+    edm_loss = (lam * (D - x0) ** 2).flatten(1).mean(1)
+    ours = L.edm_weight(sched.snr[t], sigma_data) * ((eps_hat - eps) ** 2).flatten(1).mean(1)
+    torch.testing.assert_close(ours, edm_loss, rtol=1e-9, atol=0)
+    w = L.edm_weight(sched.snr, sigma_data)
+    assert bool((w[1:] > w[:-1]).all()) and float(w[0]) == pytest.approx(1.0, abs=1e-3)
+    assert float(w[-1]) > 9e4  # the last step of the linear schedule: 1 + 1/(0.25 * 4e-5)
+
+
+def test_timestep_loss_weights_and_weighted_l_simple():
+    sched = cosine_schedule(200)
+    ones = L.timestep_loss_weights(sched, "l_simple")
+    assert ones.shape == (200,) and bool((ones == 1).all())
+    torch.testing.assert_close(L.timestep_loss_weights(sched, "min_snr", gamma=2.0),
+                               torch.clamp(2.0 / sched.snr, max=1.0))
+    torch.testing.assert_close(L.timestep_loss_weights(sched, "edm", sigma_data=0.3),
+                               1 + 1 / (0.09 * sched.snr))
+    eps_hat, eps = torch.randn(5, 3, 4, 4, generator=gen(0)), torch.randn(5, 3, 4, 4, generator=gen(1))
+    torch.testing.assert_close(L.weighted_l_simple(eps_hat, eps, torch.ones(5)), L.l_simple(eps_hat, eps))
+    w = torch.tensor([0.0, 0.5, 1.0, 2.0, 3.0])
+    by_hand = sum(float(w[b]) * float(((eps_hat[b] - eps[b]) ** 2).mean()) for b in range(5)) / 5
+    assert float(L.weighted_l_simple(eps_hat, eps, w)) == pytest.approx(by_hand, rel=1e-6)
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        L.timestep_loss_weights(sched, "p2")
+    with pytest.raises(ValueError, match="gamma"):
+        L.timestep_loss_weights(sched, "min_snr", gamma=0.0)
+    with pytest.raises(ValueError, match="sigma_data"):
+        L.edm_weight(sched.snr, sigma_data=-1.0)
+    with pytest.raises(ValueError, match=r"weight must have shape \[B\]"):
+        L.weighted_l_simple(eps_hat, eps, torch.ones(4))
+    with pytest.raises(ValueError, match="weight must lie"):
+        L.weighted_l_simple(eps_hat, eps, -w)
+
+
+@pytest.mark.parametrize("sched", [linear_schedule(1000), cosine_schedule(100), linear_schedule(2)])
+def test_nearest_log_snr_index_is_the_argmin(sched):
+    lam = L.schedule_log_snr(sched)
+    torch.testing.assert_close(lam, torch.log(sched.snr))
+    assert bool((lam[1:] < lam[:-1]).all())
+    x = torch.cat([torch.linspace(float(lam[-1]) - 3, float(lam[0]) + 3, 5001, dtype=F64),
+                   lam, torch.randn(2000, generator=gen(0), dtype=F64) * 6])
+    t = L.nearest_log_snr_index(sched, x)
+    brute = (lam[None, :] - x[:, None]).abs().argmin(1)
+    same = (lam[t] - x).abs() == (lam[brute] - x).abs()  # equal distance (a tie) counts as nearest too
+    assert bool(same.all())
+    assert t.dtype == torch.long and bool((t[:5001][1:] <= t[:5001][:-1]).all())  # more log-SNR, cleaner step
+
+
+def test_log_normal_t_has_the_asked_log_snr_moments():
+    """Well inside the linear schedule's range (lambda from -10.1 to 9.2), the log-SNR of the drawn
+    steps has mean P_mean and std P_std within 4 standard errors (n = 200 000); the rounding to the
+    nearest step (spacing about 0.01 in the middle of the range) is far below that."""
+    sched, n, m, s = linear_schedule(1000), 200_000, 0.5, 2.0
+    t = L.sample_t_log_normal(sched, n, mean=m, std=s, generator=gen(0))
+    lam = L.schedule_log_snr(sched)[t]
+    se_mean, se_std = s / math.sqrt(n), s / math.sqrt(2 * n)
+    assert abs(float(lam.mean()) - m) < N_SE * se_mean
+    assert abs(float(lam.std()) - s) < N_SE * se_std
+    # a shifted mean moves the draws: a wrong sign or a mean in ln(sigma) would fail this
+    t2 = L.sample_t_log_normal(sched, n, mean=-3.0, std=s, generator=gen(0))
+    assert abs(float(L.schedule_log_snr(sched)[t2].mean()) + 3.0) < N_SE * se_mean
+
+
+def test_log_normal_t_gives_each_step_the_normal_mass_of_its_interval():
+    """EDM's defaults (lambda ~ N(2.4, 2.4^2)) reach past the cleanest step: index t gets the normal
+    mass between the midpoints around lambda_t, the ends get the tails. Checked on groups of steps."""
+    from scipy.stats import norm
+
+    sched, n = linear_schedule(1000), 400_000
+    lam = L.schedule_log_snr(sched).numpy()
+    mids = (lam[1:] + lam[:-1]) / 2
+    upper = np.concatenate([[np.inf], mids])  # interval of t: [lower_t, upper_t)
+    lower = np.concatenate([mids, [-np.inf]])
+    p = norm.cdf((upper - 2.4) / 2.4) - norm.cdf((lower - 2.4) / 2.4)
+    assert p.sum() == pytest.approx(1.0)
+    t = L.sample_t_log_normal(sched, n, generator=gen(5)).numpy()
+    for lo, hi in [(0, 1), (1, 5), (5, 50), (50, 200), (200, 400), (400, 1000)]:
+        expected = p[lo:hi].sum()
+        got = np.mean((t >= lo) & (t < hi))
+        assert abs(got - expected) < N_SE * math.sqrt(expected * (1 - expected) / n), (lo, hi, got, expected)
+    assert p[0] > 1e-3  # the tail beyond lambda_0 is not negligible at these settings
+
+
+def test_log_normal_t_reproducible_and_errors():
+    sched = linear_schedule(100)
+    a = L.sample_t_log_normal(sched, 64, generator=gen(3))
+    b = L.sample_t_log_normal(sched, 64, generator=gen(3))
+    assert torch.equal(a, b) and a.shape == (64,) and a.dtype == torch.long
+    assert int(a.min()) >= 0 and int(a.max()) <= 99
+    with pytest.raises(ValueError, match="std"):
+        L.sample_t_log_normal(sched, 4, std=0.0)
+    with pytest.raises(ValueError, match="mean"):
+        L.sample_t_log_normal(sched, 4, mean=float("nan"))
+    with pytest.raises(ValueError, match="n must be"):
+        L.sample_t_log_normal(sched, -1)
+    with pytest.raises(ValueError, match="log_snr"):
+        L.nearest_log_snr_index(sched, torch.tensor([float("inf")]))

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 import diffnotes.train as tr
 from diffnotes.data import ImageLoader
 from diffnotes.forward import q_sample
+from diffnotes.losses import nearest_log_snr_index
 from diffnotes.schedules import linear_schedule
 from diffnotes.train import (
     EMA,
@@ -646,3 +647,316 @@ def test_the_default_continues_stage_2():
     sa, sb = base.state_dict(), m.state_dict()
     assert sa.keys() == sb.keys()
     assert max(float((sa[k] - sb[k]).abs().max()) for k in sa) > 1e-3
+
+
+# --------------------------------------------------------------------------- recipe options (issue M)
+RECIPE = dict(loss_weighting="min_snr", min_snr_gamma=4.0, t_sampling="log_normal", t_logsnr_mean=1.0,
+              t_logsnr_std=2.0, lr_schedule="cosine", lr_decay_fraction=0.5, ema_length=0.1)
+
+
+def test_recipe_defaults_are_the_original_recipe():
+    c = TrainConfig()
+    assert (c.loss_weighting, c.t_sampling, c.lr_schedule, c.ema_length) == ("l_simple", "uniform", "constant", None)
+    assert (c.min_snr_gamma, c.edm_sigma_data, c.t_logsnr_mean, c.t_logsnr_std, c.lr_decay_fraction) == (
+        5.0, 0.5, 2.4, 2.4, 1.0)
+    # a config saved before these fields existed loads with the defaults, so old runs resume unchanged
+    old = {k: v for k, v in c.to_dict().items() if k not in RECIPE and k != "edm_sigma_data"}
+    assert TrainConfig.from_dict(old) == c
+    assert set(RECIPE) | {"edm_sigma_data"} <= set(TrainConfig.TRAJECTORY_FIELDS)
+
+
+def test_recipe_config_errors_name_the_field():
+    with pytest.raises(ValueError) as err:
+        TrainConfig(loss_weighting="p2", t_sampling="beta", lr_schedule="step", min_snr_gamma=0.0,
+                    edm_sigma_data=-1.0, t_logsnr_std=0.0, lr_decay_fraction=1.5, ema_length=0.5)
+    msg = str(err.value)
+    for name in ("loss_weighting", "t_sampling", "lr_schedule", "min_snr_gamma", "edm_sigma_data", "t_logsnr_std",
+                 "lr_decay_fraction", "ema_length"):
+        assert f"{name} must" in msg, name
+    with pytest.raises(ValueError, match="t_logsnr_mean must"):
+        TrainConfig(t_logsnr_mean=float("nan"))
+    with pytest.raises(ValueError, match="lr_decay_fraction must"):
+        TrainConfig(lr_decay_fraction=0.0)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("total,fraction", [(100, 1.0), (100, 0.2), (7, 0.5), (1, 1.0)])
+def test_lr_decay_is_the_base_rate_before_and_zero_at_the_end(kind, total, fraction):
+    decay = max(1, round(fraction * total))
+    start = total - decay
+    m = [tr.lr_decay_factor(s, total, kind, fraction) for s in range(total + 3)]
+    assert all(v == 1.0 for v in m[:start + 1])  # the base rate until the decay begins
+    assert m[total] == 0.0 and m[total + 2] == 0.0  # zero at total_steps (and after)
+    assert m[total - 1] > 0.0  # the last step still moves
+    assert all(a >= b for a, b in zip(m, m[1:]))  # never increases
+    if decay % 2 == 0:  # half-way through the decay both schedules are at one half
+        assert m[start + decay // 2] == pytest.approx(0.5)
+    if kind == "linear":
+        assert m[start + 1] == pytest.approx(1 - 1 / decay)
+    else:
+        assert m[start + 1] == pytest.approx(0.5 * (1 + math.cos(math.pi / decay)))
+    # with the warm-up: the base learning rate after the warm-up and before the decay, warm-up x decay inside
+    lr = [tr.scheduled_lr(s, 1e-3, 3, total, kind, fraction) for s in range(total + 1)]
+    for s in range(total + 1):
+        assert lr[s] == pytest.approx(warmup_lr(s, 1e-3, 3) * m[s])
+    assert lr[total] == 0.0
+
+
+def test_lr_schedule_constant_is_the_warmup_and_errors():
+    assert all(tr.scheduled_lr(s, 2e-4, 10, 50) == warmup_lr(s, 2e-4, 10) for s in range(80))
+    assert tr.lr_decay_factor(10**6, 5, "constant") == 1.0
+    with pytest.raises(ValueError, match="kind must be one of"):
+        tr.lr_decay_factor(0, 10, "step")
+    with pytest.raises(ValueError, match="fraction"):
+        tr.lr_decay_factor(0, 10, "cosine", 0.0)
+    with pytest.raises(ValueError, match="step must be"):
+        tr.scheduled_lr(-1, 1e-3, 0, 10, "linear")
+    with pytest.raises(ValueError, match="total_steps must be"):
+        tr.lr_decay_factor(0, -1, "linear")
+
+
+@pytest.mark.parametrize("sigma_rel", [0.05, 0.1, 0.2])
+def test_power_ema_gamma_inverts_sigma_rel(sigma_rel):
+    gamma = tr.power_ema_gamma(sigma_rel)
+    assert tr.power_ema_sigma_rel(gamma) == pytest.approx(sigma_rel, rel=1e-10)
+    # sigma_rel is the std of the density (gamma + 1) x^gamma on (0, 1], by quadrature
+    x = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    p = (gamma + 1) * x**gamma
+    mean = torch.trapezoid(x * p, x)
+    std = torch.sqrt(torch.trapezoid((x - mean) ** 2 * p, x))
+    assert float(std) == pytest.approx(sigma_rel, rel=1e-6)
+
+
+def test_power_ema_gamma_values_and_errors():
+    assert tr.power_ema_gamma(0.10) == pytest.approx(6.94, abs=0.01)  # the value EDM2 quotes for 0.10
+    assert tr.power_ema_gamma(1 / math.sqrt(12)) == pytest.approx(0.0, abs=1e-6)  # gamma = 0: a plain mean
+    with pytest.raises(ValueError, match="sigma_rel"):
+        tr.power_ema_gamma(0.3)
+    with pytest.raises(ValueError, match="sigma_rel"):
+        tr.power_ema_gamma(0.0)
+    with pytest.raises(ValueError, match="images_seen"):
+        tr.power_ema_decay(10, 64, 6.9)
+    with pytest.raises(ValueError, match="batch_size"):
+        tr.power_ema_decay(100, 0, 6.9)
+
+
+def test_power_ema_averages_a_fixed_fraction_of_the_images_seen():
+    """Run the update rule beta = (1 - B/n)^(gamma+1) from the first step and read off the weight each
+    step's weights end up with: they are about proportional to tau^gamma, their relative std is
+    sigma_rel after any number of steps, and beta approaches the rule 1 - (gamma+1) B / n."""
+    sigma_rel, B = 0.1, 4
+    gamma = tr.power_ema_gamma(sigma_rel)
+    for n_steps in (2000, 20000):
+        beta = torch.tensor([tr.power_ema_decay((s + 1) * B, B, gamma) for s in range(n_steps)], dtype=torch.float64)
+        assert float(beta[0]) == 0.0
+        # weight of step s in the final average: (1 - beta_s) prod_{k > s} beta_k
+        tail = torch.cat([torch.flip(torch.cumprod(torch.flip(beta[1:], [0]), 0), [0]),
+                          torch.ones(1, dtype=torch.float64)])
+        w = (1 - beta) * tail
+        assert float(w.sum()) == pytest.approx(1.0, abs=1e-12)
+        tau = torch.arange(1, n_steps + 1, dtype=torch.float64) / n_steps
+        mean = float((w * tau).sum())
+        std = math.sqrt(float((w * (tau - mean) ** 2).sum()))
+        assert std == pytest.approx(sigma_rel, rel=0.01)
+        ref = tau**gamma / (tau**gamma).sum()
+        assert float((w - ref).abs().sum()) < 0.01  # total variation from the tau^gamma profile
+    n = 10**6
+    assert 1 - tr.power_ema_decay(n, B, gamma) == pytest.approx((gamma + 1) * B / n, rel=1e-4)
+
+
+def test_ema_with_power_gamma_counts_the_images_before():
+    m = make_unet("tiny", image_size=8, ch=16)
+    e = EMA(m, power_gamma=3.0, batch_size=8, images_before=792)
+    assert e.decay_at(0) == pytest.approx((1 - 8 / 800) ** 4)
+    assert e.decay_at(9) == pytest.approx((1 - 8 / 872) ** 4)
+    fresh = EMA(m, power_gamma=3.0, batch_size=8)
+    assert fresh.decay_at(0) == 0.0
+    assert EMA(m, 0.99, False).decay_at(5) == 0.99  # without power_gamma: the fixed decay, as before
+    with pytest.raises(ValueError, match="power_gamma"):
+        EMA(m, power_gamma=-1.0)
+
+
+def test_train_step_with_log_normal_t_and_weights_replays_by_hand():
+    """t from the log-normal log-SNR (drawn first, from the generator), then eps; the loss is
+    sum_b w_t ||eps - eps_hat||^2 / (B D)."""
+    torch.manual_seed(0)
+    model = make_unet("tiny", image_size=8, ch=16, dropout=0.0).double()
+    with torch.no_grad():
+        model.conv_out.weight.normal_(0, 0.1)
+    twin = copy.deepcopy(model)
+    sched = linear_schedule(100)
+    w = torch.linspace(0.5, 2.0, 100, dtype=torch.float64)
+    x_0 = torch.rand(4, 3, 8, 8, dtype=torch.float64) * 2 - 1
+    opt, opt_twin = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, twin))
+    loss = train_step(model, x_0, sched, opt, generator=torch.Generator().manual_seed(7), t_sampling="log_normal",
+                      logsnr_mean=0.0, logsnr_std=3.0, loss_weights=w)
+    g = torch.Generator().manual_seed(7)
+    lam = torch.randn(4, generator=g, dtype=torch.float64) * 3.0
+    t = nearest_log_snr_index(sched, lam)
+    eps = torch.randn(x_0.shape, generator=g, dtype=torch.float64)
+    ab = sched.alpha_bar[t].reshape(-1, 1, 1, 1)
+    x_t = ab.sqrt() * x_0 + (1 - ab).sqrt() * eps
+    ref = (w[t] * ((eps - twin(x_t, t)) ** 2).mean((1, 2, 3))).mean()
+    ref.backward()
+    opt_twin.step()
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-12, atol=1e-12)
+    for (k, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=k)
+    with pytest.raises(ValueError, match="t_sampling must be one of"):
+        train_step(model, x_0, sched, opt, t_sampling="beta")
+    with pytest.raises(ValueError, match=r"loss_weights must have shape \[T\]"):
+        train_step(model, x_0, sched, opt, loss_weights=w[:10])
+
+
+def test_a_run_with_the_recipe_records_it_and_resumes_exactly(tmp_path, images):
+    """Every option away from its default: config.json records them, the logged learning rate is the
+    cosine decay, the run resumes bitwise, and a changed total_steps is refused (it moves the decay)."""
+    straight = train(_cfg(tmp_path / "a", **RECIPE), images, progress=False)
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    for k, v in RECIPE.items():
+        assert config["train"][k] == v, k
+    rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert row["lr"] == pytest.approx(tr.scheduled_lr(row["step"] - 1, 1e-3, 3, 7, "cosine", 0.5))
+    assert rows[-1]["lr"] < rows[0]["lr"]
+    # the power-function EMA: after 7 steps of 4 images the average is not the raw weights and not the start
+    assert straight.ema.power_gamma == pytest.approx(tr.power_ema_gamma(0.1))
+    raw, avg = _state(straight), straight.ema.shadow
+    assert max(float((raw[k] - avg[k]).abs().max()) for k in raw if raw[k].is_floating_point()) > 0
+
+    first = train(_cfg(tmp_path / "b", **RECIPE), images, progress=False, max_seconds=0)  # checkpoint at step 0
+    assert first.step == 0
+    with pytest.raises(ValueError, match="total_steps"):
+        train(_cfg(tmp_path / "b", **dict(RECIPE, total_steps=9)), images, progress=False, resume=True)
+    with pytest.raises(ValueError, match="loss_weighting"):
+        train(_cfg(tmp_path / "b", **dict(RECIPE, loss_weighting="edm")), images, progress=False, resume=True)
+    calls = {"n": 0}
+    real_step = tr.train_step
+
+    def interrupted_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*a, **k)
+
+    import unittest.mock as mock
+
+    with mock.patch.object(tr, "train_step", interrupted_step):
+        stopped = train(_cfg(tmp_path / "b", **RECIPE), images, progress=False, resume=True)
+    assert (stopped.step, stopped.stop_reason) == (3, "interrupted")
+    resumed = train(_cfg(tmp_path / "b", **RECIPE), images, progress=False, resume=True)
+    assert resumed.step == 7
+    _assert_bitwise_equal(_state(resumed), _state(straight))
+    _assert_bitwise_equal(resumed.ema.shadow, straight.ema.shadow)
+    # the recipe changes training: the same seed without it gives other weights
+    plain = train(_cfg(tmp_path / "c"), images, progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(_state(plain).values(), _state(straight).values()))
+
+
+def test_edm_weighting_trains(tmp_path, images):
+    r = train(_cfg(tmp_path, total_steps=2, loss_weighting="edm", t_sampling="log_normal"), images, progress=False)
+    assert r.step == 2 and math.isfinite(r.loss)
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["loss_weighting"] == "edm"
+
+
+# --------------------------------------------------------------------------- lineage
+def _stage_keys(stage):
+    return {k: stage[k] for k in ("name", "init_from", "steps", "batch_size", "images")}
+
+
+def test_lineage_totals_sum_the_stages_and_name_what_is_missing():
+    stages = [tr._stage_record("a", None, 10, 64, 100.0, "cpu"), tr._stage_record("b", "a", 5, 32, 36.0, "cuda"),
+              tr._stage_record("c", "b", 3, 8, None, "cpu")]
+    lin = tr.lineage_totals(stages)
+    assert lin["images"] == 10 * 64 + 5 * 32 + 3 * 8
+    assert lin["seconds"] == 136.0 and lin["hours"] == pytest.approx(136 / 3600, abs=1e-3)
+    assert lin["cpu_hours"] == pytest.approx(100 / 3600, abs=1e-3)
+    assert lin["not_recorded"] == ["seconds of stage 3 (c)"]
+    assert "not_recorded" not in tr.lineage_totals(stages[:2])
+    with pytest.raises(ValueError, match="stages must be a list"):
+        tr.lineage_totals({"a": 1})
+
+
+def test_lineage_across_init_from_and_resume(tmp_path, images):
+    a = train(_cfg(tmp_path / "a", total_steps=3), images, progress=False)
+    lin_a = json.loads((tmp_path / "a" / "config.json").read_text())["lineage"]
+    assert len(lin_a["stages"]) == 1 and lin_a["stages"][0]["steps"] == 3 and lin_a["images"] == 12
+    assert lin_a["stages"][0]["device"] == "cpu" and lin_a["stages"][0]["seconds"] > 0 and lin_a == a.lineage
+    # stage 2 from stage 1's folder, with another batch size; stopped at step 2, then resumed to 5
+    cfg_b = dict(total_steps=5, batch_size=2, init_from=str(tmp_path / "a"))
+    train(_cfg(tmp_path / "b", **dict(cfg_b, total_steps=2)), images, progress=False)
+    b = train(_cfg(tmp_path / "b", **cfg_b), images, progress=False, resume=True)
+    lin_b = json.loads((tmp_path / "b" / "config.json").read_text())["lineage"]
+    assert [_stage_keys(s) for s in lin_b["stages"]] == [
+        _stage_keys(lin_a["stages"][0]),
+        {"name": str(tmp_path / "b"), "init_from": str(tmp_path / "a"), "steps": 5, "batch_size": 2, "images": 10}]
+    assert lin_b["images"] == 12 + 10 and b.lineage == lin_b
+    assert lin_b["seconds"] == pytest.approx(sum(s["seconds"] for s in lin_b["stages"]), abs=0.11)
+    # the power-function EMA of a continued run counts the images of the stages before it
+    c = train(_cfg(tmp_path / "c", total_steps=1, ema_length=0.1, init_from=str(tmp_path / "b")), images,
+              progress=False)
+    assert c.ema.images_before == 22 and c.lineage["images"] == 26
+    # the EMA model carries the lineage too
+    assert b.ema_model().config["lineage"] == lin_b
+
+
+def test_export_carries_the_lineage_of_a_shipped_parent(tmp_path, images, monkeypatch):
+    """A model shipped with a lineage, a run started from it by name (--init-from), exported: the
+    exported json lists the shipped stages and the run's own. The same for a run recorded before
+    lineages were (no lineage in its config.json): export_bf16 builds it, with the seconds of state.pt."""
+    shipped = tmp_path / "pretrained"
+    train(_cfg(tmp_path / "s", total_steps=2), images, progress=False)
+    export_bf16(tmp_path / "s", shipped / "toy.safetensors")
+    meta = json.loads((shipped / "toy.json").read_text())
+    earlier = tr._stage_record("runs/earlier", None, 100, 64, 3600.0, "cpu")
+    meta["lineage"] = tr.lineage_totals([earlier] + meta["lineage"]["stages"])
+    (shipped / "toy.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(tr, "PRETRAINED_DIR", shipped)
+
+    r = train(_cfg(tmp_path / "run", total_steps=3, init_from="toy"), images, progress=False)
+    export_bf16(tmp_path / "run", tmp_path / "out" / "next.safetensors")
+    lin = json.loads((tmp_path / "out" / "next.json").read_text())["lineage"]
+    assert [s["name"] for s in lin["stages"]] == ["runs/earlier", str(tmp_path / "s"), str(tmp_path / "run")]
+    assert lin["images"] == 6400 + 8 + 12 and lin == r.lineage
+    assert lin["cpu_hours"] >= 1.0 and pretrained("next", root=tmp_path / "out").config["lineage"] == lin
+
+    # an old run: drop the lineage its config.json would have had
+    cfg_path = tmp_path / "run" / "config.json"
+    old = json.loads(cfg_path.read_text())
+    del old["lineage"]
+    cfg_path.write_text(json.dumps(old))
+    export_bf16(tmp_path / "run", tmp_path / "out" / "old.safetensors")
+    lin_old = json.loads((tmp_path / "out" / "old.json").read_text())["lineage"]
+    assert [_stage_keys(s) for s in lin_old["stages"]] == [_stage_keys(s) for s in lin["stages"]]
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert lin_old["stages"][-1]["seconds"] == round(state["elapsed"], 1) and lin_old["stages"][-1]["device"] == "cpu"
+    # ... and one whose source is gone: the figures it cannot know are "not recorded", not guessed
+    old["train"]["init_from"] = str(tmp_path / "gone")
+    cfg_path.write_text(json.dumps(old))
+    export_bf16(tmp_path / "run", tmp_path / "out" / "orphan.safetensors")
+    lin_orphan = json.loads((tmp_path / "out" / "orphan.json").read_text())["lineage"]
+    assert lin_orphan["stages"][0]["images"] == "not recorded" and lin_orphan["images"] == 12
+    assert "images of stage 1" in " ".join(lin_orphan["not_recorded"])
+
+
+def test_the_shipped_default_model_records_its_lineage():
+    """cifar10-cpu-3 (MODEL_CARD.md, "Model and training"): three stages, 12 884 + 4 074 + 1 794 steps of
+    64 images = 1 200 128 images; stages 1 and 2 took 7 966 s and 3 753 s, stage 3's time was not recorded."""
+    import diffnotes
+
+    m = diffnotes.pretrained()
+    lin = m.config["lineage"]
+    stages = lin["stages"]
+    assert [s["steps"] for s in stages] == [12884, 4074, 1794]
+    assert all(s["images"] == s["steps"] * s["batch_size"] for s in stages)
+    assert lin["images"] == sum(s["images"] for s in stages) == 1_200_128
+    # the last stage is the shipped config's own run, and each stage starts from the one before
+    assert stages[-1]["steps"] == m.config["step"] and stages[-1]["batch_size"] == m.config["train"]["batch_size"]
+    assert stages[-1]["init_from"] == m.config["train"]["init_from"] == stages[-2]["shipped_as"]
+    assert stages[1]["init_from"] == stages[0]["name"]
+    assert lin["seconds"] == 7966 + 3753 and lin["cpu_hours"] == pytest.approx(11719 / 3600, abs=1e-3)
+    assert stages[-1]["seconds"] == "not recorded" and lin["not_recorded"] == ["seconds of stage 3 (runs/cifar10-cpu-3)"]
+    # stage 2, shipped as cifar10-cpu, has the first two stages of the same lineage
+    base = diffnotes.pretrained("cifar10-cpu").config["lineage"]
+    assert base["stages"] == stages[:2] and base["images"] == 1_085_312 and "not_recorded" not in base
+    assert base["stages"][-1]["steps"] == diffnotes.pretrained("cifar10-cpu").config["step"]
