@@ -9,6 +9,7 @@ COSINE = (SETUP, "700056ac", "575c5b44", "8e68ae6d", "4d7ecc8a")  # table checks
 VARIANCE = (SETUP, "70fb4b24", "481c647c", "e9a7bfbd")         # table checks_variance; v = -1, 0, 1, random v; |v| > 1
 HYBRID = (SETUP, "a4dd08ab", "a43824a2", "2097af18")           # hybrid loss against the formulas by hand
 IMPORTANCE = (SETUP, "cd2fe2f4", "e8616314", "c6a20019", "128bd42b")  # table; LossAwareSampler: exact, Monte Carlo
+FEW_STEPS = (SETUP, "9547c0a0", "0c94095d", "d6e3af45")  # the mixture; the spread-ratio table; its claims
 
 
 def _cosine_no_offset(f):
@@ -106,6 +107,13 @@ def _importance_probs_no_sqrt(f):
     return importance_probs
 
 
+def _ddpm_variances_swapped(f):
+    def sample_ddpm(model, x, timesteps, *, schedule, variance="beta_tilde", **kw):
+        other = {"beta_tilde": "beta", "beta": "beta_tilde"}.get(variance, variance)
+        return f(model, x, timesteps, schedule=schedule, variance=other, **kw)  # the two fixed variances swapped
+    return sample_ddpm
+
+
 MUTANTS = [
     Mutant("ch6 cosine_schedule: offset s ignored", NB, COSINE, "schedules.cosine_schedule", _cosine_no_offset),
     Mutant("ch6 cosine_schedule: T+1 in f(t)", NB, COSINE, "schedules.cosine_schedule", _cosine_T_plus_1),
@@ -127,4 +135,6 @@ MUTANTS = [
            _importance_weights_no_T),
     Mutant("ch6 importance_probs: no square root", NB, IMPORTANCE, "losses.importance_probs",
            _importance_probs_no_sqrt),
+    Mutant("ch6 sample_ddpm: beta and beta_tilde swapped", NB, FEW_STEPS, "samplers.sample_ddpm",
+           _ddpm_variances_swapped, "the spread-ratio claims of section 5 (between the bounds; 5 linear steps)"),
 ]
