@@ -80,23 +80,26 @@ def _new_axes(width: float, height: float, nrows: int = 1):
     return fig, list(axes)
 
 
-def _node(ax, xy, label, *, r=0.36, faded=False, fontsize=15):
+def _node(ax, xy, label, *, r=0.36, faded=False, fontsize=15, index=None):
+    """A node (circle) at ``xy``; faded nodes (steps skipped) have ``gid="skipped_node"``."""
     from matplotlib.patches import Circle
 
     edge = _FADE if faded else _INK
     ax.add_patch(Circle(xy, r, facecolor="white", edgecolor=edge, lw=1.2 if faded else 1.8,
-                        ls="--" if faded else "-", gid="node", zorder=3))
+                        ls="--" if faded else "-", gid="skipped_node" if faded else "node", zorder=3,
+                        label=None if index is None else str(index)))
     ax.text(xy[0], xy[1], label, ha="center", va="center", fontsize=fontsize,
             color=edge, zorder=4, gid="node_label")
 
 
-def _arrow(ax, start, end, *, color, gid, rad=0.0, r=0.36, ls="-", lw=1.8, shrink_extra=2.0):
+def _arrow(ax, start, end, *, color, gid, rad=0.0, r=0.36, ls="-", lw=1.8, shrink_extra=2.0, label=None):
+    """An arrow between two nodes of radius ``r``; ``label`` ("a->b", the node indices) names its ends."""
     from matplotlib.patches import FancyArrowPatch
 
     pts = r * _points_per_unit(ax) + shrink_extra
     a = FancyArrowPatch(start, end, connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
                         mutation_scale=16, color=color, lw=lw, ls=ls, shrinkA=pts, shrinkB=pts,
-                        gid=gid, zorder=2)
+                        gid=gid, zorder=2, label=label)
     ax.add_patch(a)
     return a
 
@@ -180,20 +183,20 @@ def forward_reverse_chain(T_shown: int = 4, *, T: int | None = None, images=None
     dx = 2.9
     xs = [k * dx for k in range(T_shown)]
     thumbs = pix is not None
-    ylim = (-3.6 if thumbs else -2.2, 2.0)
+    ylim = (-3.6 if thumbs else -1.9, 1.85)
     xlim = (-1.4, xs[-1] + 1.4)
     width = 0.95 * (xlim[1] - xlim[0])
     fig, (ax,) = _new_axes(width, width * (ylim[1] - ylim[0]) / (xlim[1] - xlim[0]))
     _fit_axes(fig, ax, xlim, ylim)
     for k, x in enumerate(xs):
-        _node(ax, (x, 0.0), f"${_x(idx[k])}$")
+        _node(ax, (x, 0.0), f"${_x(idx[k])}$", index=idx[k])
     n_fwd = n_rev = 0
     for k in range(T_shown - 1):
         a, b = (xs[k], 0.0), (xs[k + 1], 0.0)
         in_gap = gap and k == T_shown - 2
         ls = (0, (4, 3)) if in_gap else "-"
-        _arrow(ax, a, b, color=_FWD, gid="forward", rad=-0.45, ls=ls)
-        _arrow(ax, b, a, color=_REV, gid="reverse", rad=-0.45, ls=ls)
+        _arrow(ax, a, b, color=_FWD, gid="forward", rad=-0.45, ls=ls, label=f"{idx[k]}->{idx[k + 1]}")
+        _arrow(ax, b, a, color=_REV, gid="reverse", rad=-0.45, ls=ls, label=f"{idx[k + 1]}->{idx[k]}")
         n_fwd += 1
         n_rev += 1
         mid = 0.5 * (a[0] + b[0])
@@ -205,9 +208,9 @@ def forward_reverse_chain(T_shown: int = 4, *, T: int | None = None, images=None
                 color=_FWD, gid="forward_label")
         ax.text(mid, -0.82, rf"$p_\theta({lo}\mid {hi})$", ha="center", va="top", fontsize=12.5,
                 color=_REV, gid="reverse_label")
-    ax.text(xlim[0] + 0.1, 1.75, "forward process $q$: fixed, adds noise  \u2192", ha="left", va="center",
+    ax.text(xlim[0] + 0.1, 1.6, "forward process $q$: fixed, adds noise  \u2192", ha="left", va="center",
             fontsize=12, color=_FWD)
-    ax.text(xlim[1] - 0.1, -1.85 if not thumbs else -3.35,
+    ax.text(xlim[1] - 0.1, -1.62 if not thumbs else -3.35,
             "\u2190  reverse process $p_\\theta$: learned, removes noise", ha="right", va="center",
             fontsize=12, color=_REV)
     if thumbs:
@@ -293,7 +296,7 @@ def ddim_graph(T: int = 6, tau=(6, 4, 2, 0)) -> Schematic:
     dx = 1.75
     xs = [t * dx for t in range(T + 1)]
     rows_y = (0.0, -4.3, -8.4)  # DDPM, DDIM forward, sampling
-    xlim = (-2.4, xs[-1] + 1.0)
+    xlim = (-2.4, max(xs[-1] + 1.0, 11.0))  # room for the row titles when T is small
     ylim = (rows_y[2] - 1.7, 1.6)
     width = 0.82 * (xlim[1] - xlim[0])
     fig, (ax,) = _new_axes(width, width * (ylim[1] - ylim[0]) / (xlim[1] - xlim[0]))
@@ -305,9 +308,9 @@ def ddim_graph(T: int = 6, tau=(6, 4, 2, 0)) -> Schematic:
     y = rows_y[0]
     ax.text(xlim[0] + 0.1, y + 0.95, "DDPM forward process: a Markov chain", **title)
     for t in range(T + 1):
-        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13)
+        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13, index=t)
     for t in range(1, T + 1):
-        _arrow(ax, (xs[t - 1], y), (xs[t], y), color=_FWD, gid="markov", r=r)
+        _arrow(ax, (xs[t - 1], y), (xs[t], y), color=_FWD, gid="markov", r=r, label=f"{t - 1}->{t}")
     ax.text(0.5 * (xs[0] + xs[1]), y - 0.45, rf"$q({_x('t')}\mid {_x('t-1')})$", ha="left", va="top",
             fontsize=11.5, color=_FWD)
 
@@ -316,13 +319,13 @@ def ddim_graph(T: int = 6, tau=(6, 4, 2, 0)) -> Schematic:
     ax.text(xlim[0] + 0.1, y + 2.75, r"DDIM forward process $q_\sigma$: not Markov, every node also depends on $\mathbf{x}_0$",
             **title)
     for t in range(T + 1):
-        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13)
+        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13, index=t)
     for t in range(1, T + 1):  # from x_0 to every x_t (arcs above)
-        _arrow(ax, (xs[0], y), (xs[t], y), color=_GREEN, gid="from_x0", r=r,
+        _arrow(ax, (xs[0], y), (xs[t], y), color=_GREEN, gid="from_x0", r=r, label=f"0->{t}",
                rad=-min(0.5, 0.9 / math.sqrt(t)) if t > 1 else 0.0, lw=1.4)
     for t in range(T, 1, -1):  # x_t -> x_{t-1} (below)
-        _arrow(ax, (xs[t], y), (xs[t - 1], y), color=_FWD, gid="chain", r=r, rad=-0.5)
-    ax.text(0.5 * (xs[1] + xs[2]), y - 0.8,
+        _arrow(ax, (xs[t], y), (xs[t - 1], y), color=_FWD, gid="chain", r=r, rad=-0.5, label=f"{t}->{t - 1}")
+    ax.text(xlim[0] + 0.1, y - 0.85,
             rf"each ${_x('t-1')} \sim q_\sigma({_x('t-1')}\mid {_x('t')}, {_x(0)})$: one arrow in from ${_x('t')}$, "
             rf"one from ${_x(0)}$", ha="left", va="top", fontsize=11.5, color=_INK)
     peak = min(0.5, 0.9 / math.sqrt(T)) * (xs[T] - xs[0]) / 2
@@ -333,15 +336,15 @@ def ddim_graph(T: int = 6, tau=(6, 4, 2, 0)) -> Schematic:
     y = rows_y[2]
     tau_txt = ", ".join(str(t) for t in tau)
     ax.text(xlim[0] + 0.1, y + 1.75, rf"Sampling on the subsequence $\tau = ({tau_txt})$: "
-            f"{len(tau) - 1} steps instead of {T}", **title)
+            f"{len(tau) - 1} step{'s' if len(tau) > 2 else ''} instead of {T}", **title)
     for t in range(T + 1):
-        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13, faded=t not in tau)
+        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13, faded=t not in tau, index=t)
     for t in range(T, 0, -1):  # the full chain, dotted, below
-        _arrow(ax, (xs[t], y), (xs[t - 1], y), color=_FADE, gid="full_step", r=r, rad=-0.55,
+        _arrow(ax, (xs[t], y), (xs[t - 1], y), color=_FADE, gid="full_step", r=r, rad=-0.55, label=f"{t}->{t - 1}",
                ls=(0, (1.5, 2.5)), lw=1.3)
     for a, b in zip(tau, tau[1:]):
         rad = 0.45 if a - b > 1 else 0.6
-        _arrow(ax, (xs[a], y), (xs[b], y), color=_REV, gid="jump", r=r, rad=rad, lw=2.2)
+        _arrow(ax, (xs[a], y), (xs[b], y), color=_REV, gid="jump", r=r, rad=rad, lw=2.2, label=f"{a}->{b}")
     a, b = tau[0], tau[1]
     ax.text(0.5 * (xs[a] + xs[b]), y + (0.45 if a - b > 1 else 0.6) * (a - b) * dx / 2 + 0.08,
             rf"$p_\theta({_x(b)}\mid {_x(a)})$", ha="center", va="bottom", fontsize=11.5, color=_REV)
@@ -352,7 +355,7 @@ def ddim_graph(T: int = 6, tau=(6, 4, 2, 0)) -> Schematic:
            f"x_(t-1) to x_t. Middle: DDIM's non-Markovian forward process, with {T} arrows from x_0 to every "
            f"other node and {T - 1} arrows x_t to x_(t-1), so each x_(t-1) depends on both x_t and x_0 "
            f"through q_sigma(x_(t-1) | x_t, x_0). Bottom: sampling on the subsequence tau = ({tau_txt}), "
-           f"{len(tau) - 1} jumps from x_{T} to x_0")
+           f"{len(tau) - 1} jump{'s' if len(tau) > 2 else ''} from x_{T} to x_0")
     if skipped:
         alt += f" that skip x_{', x_'.join(str(t) for t in skipped)} (drawn faded)"
     alt += f", over the {T} dotted unit steps of the full chain."
@@ -459,7 +462,7 @@ def ode_step_comparison(*, n_steps: int = 1, t_end: float = 0.8, x_start=(2.0, 0
         pts = np.concatenate([pts, (e[1] + probe)[None]])
     pad = 0.12 * float(np.ptp(pts, axis=0).max())
     lo, hi = pts.min(0) - pad, pts.max(0) + pad
-    lo[1] -= pad  # room for the legend below
+    lo[1] -= 1.5 * pad  # room for the legend below
     span = hi - lo
     fig = Figure(figsize=(7.2, 7.2 * span[1] / span[0] + 0.5), dpi=100)
     ax = fig.subplots()
@@ -499,14 +502,18 @@ def ode_step_comparison(*, n_steps: int = 1, t_end: float = 0.8, x_start=(2.0, 0
         ax.text(e[1][0] + off, e[1][1], "Euler: step along $d$,\nthe slope at the start", color=_REV,
                 fontsize=11, ha="left", va="center")
         tip = a0 + (h * d2).numpy()
-        ax.text(tip[0] - off, tip[1], "step along $d'$, the slope\nat Euler's point", color="#555555",
-                fontsize=11, ha="right", va="center")
+        ax.text(tip[0], tip[1] - off, "step along $d'$, the slope\nat Euler's point", color="#555555",
+                fontsize=11, ha="center", va="top")
         ax.text(hn[1][0] - off, hn[1][1] - off, "Heun: along $(d + d')/2$", color=_GREEN, fontsize=11,
                 ha="right", va="top")
     ax.text(x0[0].item() + off, x0[1].item(), "start", fontsize=11, ha="left", va="center")
-    ax.text(cv[-1][0] + 0.7 * off, cv[-1][1] + 0.7 * off, "exact end", fontsize=11, ha="left", va="bottom")
-    ax.legend(loc="lower center", fontsize=10.5, frameon=False, ncol=3, handlelength=1.5,
-              columnspacing=1.2)
+    if n_steps == 1:
+        ax.text(cv[-1][0] + 0.7 * off, cv[-1][1] + 0.7 * off, "exact end", fontsize=11, ha="left", va="bottom")
+    else:  # on the inner side of the curve: Euler's points drift outwards
+        u = -cv[-1] / max(float(np.linalg.norm(cv[-1])), 1e-12)
+        ax.text(cv[-1][0] + off * u[0], cv[-1][1] + off * u[1], "exact end", fontsize=11,
+                ha="right" if u[0] < 0 else "left", va="top" if u[1] < 0 else "bottom")
+    ax.legend(loc="lower left", fontsize=10.5, framealpha=0.92, edgecolor="none")
     ax.set_title(rf"$d\mathbf{{x}}/dt = A\mathbf{{x}}$, a spiral: Euler and Heun from $t = 0$ to ${t_end:g}$",
                  fontsize=12)
     fig.tight_layout()
@@ -662,8 +669,8 @@ def guidance_field(mixture=None, y: int = 0, w: float = 3.0, *, alpha: float = 0
         post = lab.log_class_posterior(pts, alpha, sigma)
         elsewhere = post.argmax(1) != y  # points that another class explains better
         if bool(elsewhere.any()):
-            g_len = torch.linalg.norm(guided[elsewhere], dim=1).median()
-            c_len = torch.linalg.norm(s_c[elsewhere], dim=1).median()
+            g_len = np.median(torch.linalg.norm(guided[elsewhere], dim=1).numpy())
+            c_len = np.median(torch.linalg.norm(s_c[elsewhere], dim=1).numpy())
             ratio = float(g_len / c_len)
     if ratio is not None:
         alt += (f"; where another class is the more likely one, it pushes towards class y={y} with arrows "
