@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 SLIDES ?= slides
 
-.PHONY: course test unit nbval install browser slides exercises clean
+.PHONY: course test unit nbval lint install browser slides exercises clean
 
 # jupyterlab-rise pulls in jupyterlab-mathjax3, a JupyterLab 3 extension that Lab 4 flags as
 # incompatible; Lab 4 (and RISE's page) render math with their own MathJax, so it is removed.
@@ -50,6 +50,7 @@ course: install
 PYTEST_WORKERS ?= 2
 test: install browser
 	$(NBVAL) tests notebooks $(PYTEST_ARGS)
+	$(VENV)/bin/ruff check diffnotes tests scripts
 
 # The fast lane: unit tests only (no notebooks, no browser, no mutation runs).
 unit: install
@@ -66,6 +67,10 @@ NBVAL := DIFFNOTES_BF16=0 DIFFNOTES_FAST=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pyte
 NB ?= notebooks
 nbval: install
 	$(NBVAL) $(NB)
+
+# The linter alone (pyproject.toml, [tool.ruff]); `make test` runs it after the tests.
+lint: install
+	$(VENV)/bin/ruff check diffnotes tests scripts
 
 # Student copies of the lessons in exercises/: each solution replaced by a stub with its hint.
 exercises: install

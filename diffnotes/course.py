@@ -409,7 +409,7 @@ def fid_tables(name: str | None = None) -> list[str]:
         nfe = "-" if r is None or r["nfe"] is None else r["nfe"]
         wall = "-" if r is None else f"{r['seconds']:.0f} s ({r['sample_seconds']:.0f} s of it sampling)"
         main.append(f"| {label} | {nfe} | {fid(r)} | {wall} |")
-    nfe_rows = [f"| NFE | " + " | ".join(f"FID: {s}" for s, _ in _FID_SAMPLERS) + " |", "|---|---|---|---|"]
+    nfe_rows = ["| NFE | " + " | ".join(f"FID: {s}" for s, _ in _FID_SAMPLERS) + " |", "|---|---|---|---|"]
     for nfe, heun in ((5, 5), (10, 9), (20, 19), (50, 49)):  # Heun's NFE is odd: 2 x steps - 1
         cells = [fid(rows.get(pattern.format(heun if s.startswith("Heun") else nfe))) for s, pattern in _FID_SAMPLERS]
         nfe_rows.append(f"| {nfe} (Heun {heun}) | " + " | ".join(cells) + " |")

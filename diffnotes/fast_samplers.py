@@ -43,7 +43,7 @@ import math
 
 import torch
 
-from ._checks import check_batch, check_int, check_range, check_same_shape, check_timesteps
+from ._checks import check_batch, check_int, check_range, check_same_shape
 from ._util import append_dims, randn_like
 from .forward import x0_from_eps
 from .samplers import _call_model, _check_alpha_bars, _check_eps, _f64, _prepare, _progress

@@ -83,7 +83,6 @@ def test_training_gamma_uses_the_first_n_training_images(tmp_path, monkeypatch):
     """Gamma = E||eps_hat||^2 / d on the first n training images: with eps_hat(x_t) = x_t at a step where
     alpha_bar is 1 - 1e-8, Gamma is the mean square of those images' pixels (to about 1e-5; two sets of
     images differ by about 1e-3)."""
-    import numpy as np
 
     from diffnotes import data
     from diffnotes.schedules import linear_schedule

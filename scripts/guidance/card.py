@@ -30,7 +30,7 @@ def main():
         f"{4 * cfg['ch']}; sinusoidal time embedding added in each block; global average pool, linear; "
         f"{meta['params']:,} parameters |".replace(",", " "),
         f"| data | {meta['data']} |",
-        f"| objective | cross-entropy on x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t uniform in 0..999, "
+        "| objective | cross-entropy on x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t uniform in 0..999, "
         "random horizontal flips |",
         f"| optimiser | AdamW lr {cfg['lr']:g} (cosine decay over {cfg['steps']} steps), weight decay "
         f"{cfg['weight_decay']:g}, batch {cfg['batch_size']}, seed {cfg['seed']} |",

@@ -1,5 +1,6 @@
 """The model card's training-loss figure: both stages (runs/cifar10-cpu, runs/cifar10-cpu-cond), batch 64."""
-import json, sys
+import json
+import sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
