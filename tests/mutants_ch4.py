@@ -1,17 +1,21 @@
-"""Mutants for chapter 4 (the note's buggy DDIM sampler): the package functions its checks rest on."""
+"""Mutants for chapter 4 (the note's DDIM sampler as its author wrote it): the package functions its checks rest on."""
 import torch
 
 from mutation_harness import Mutant
 
 NB = "04_buggy_ddim"
-# setup, the note's code as written, and the switchable step/loop
-BASE = ("384c11af", "d3b3ef6e", "b7e2d9a4", "d5e6f7a8", "e8f9a0b1", "0b1c2d3e", "1c2d3e4f")
+# setup (with the 2-D Gaussian oracle), the note's code as written, and the switchable step/loop with package_step
+BASE = ("384c11af", "d3b3ef6e", "e8f9a0b1")
 GUARD = BASE + ("40dd9a37",)                                   # note_loop(fixed=SLIPS) == samplers.sample_ddim
 SYMPY = ("384c11af", "dbae30e9", "6a7b8c9d")                  # c1, mean, variance, the eta == 0 branch
 MC_STEP = BASE + ("dbae30e9", "3aaa1fd2", "374aa9c7", "717e3cca")   # one-step Monte Carlo vs SymPy
-# a sign flip of the direction term keeps every marginal; only the "eta = 1 is DDPM" check sees it
-CHECKLIST = BASE + ("40dd9a37", "dbae30e9", "3aaa1fd2", "374aa9c7", "f5d6001b", "0d1e2f3a", "7048ab12",
-                    "4c5d6e7f", "222bd3d7")
+EXACT = BASE + ("f5d6001b",)                                   # exact propagation, the variants, the single-point chains
+# the checklist table; a sign flip of the direction term keeps every marginal, only "eta = 1 is DDPM" sees it
+CHECKLIST = EXACT + ("dbae30e9", "3aaa1fd2", "374aa9c7", "7048ab12")
+DRIFT = EXACT + ("a0e0e0e8",)                                  # the single point: on target, below it, undefined
+FRECHET = EXACT + ("2805fc55", "3b9b41cb")                     # which slip moves the output law (two-sided checks)
+SAMPLES = EXACT + ("ce2bea60", "491083d3")                     # final samples on the mixture and the five points
+CIFAR = EXACT + ("664dd42c", "9f0a1b2d", "ce1776ac", "0a1b2c3e")   # the shipped model: guards, variants, claims
 
 
 def _sigma_without_root(f):
@@ -21,6 +25,11 @@ def _sigma_without_root(f):
         ratio = 1 - torch.as_tensor(alpha_bar_t, dtype=torch.float64) / torch.as_tensor(alpha_bar_prev, dtype=torch.float64)
         return s * ratio.sqrt()
     return ddim_sigma
+
+
+def _sigma_doubled(f):
+    # twice the noise eq. 16 asks for (a sampler whose eta means 2 eta)
+    return lambda alpha_bar_t, alpha_bar_prev, eta: 2 * f(alpha_bar_t, alpha_bar_prev, eta)
 
 
 def _step_direction_sign(f):
@@ -40,6 +49,11 @@ def _loop_stops_early(f):
 
 def _uniform_off_by_one(f):
     return lambda T, S: f(T, S) + 1
+
+
+def _uniform_trailing(f):
+    # the grid shifted up to start at T - 1 (999, 979, ..., 19): the note's start at 980 would no longer be a slip
+    return lambda T, S: f(T, S) + (T - T // S)
 
 
 def _ddpm_noise_sign(f):
@@ -63,6 +77,30 @@ def _expectation_second_moment(f):
     return gaussian_expectation
 
 
+def _point_eps_scaled(cls):
+    # the single-point oracle's exact eps off by 1 %: the "perfect model" is no longer perfect
+    class PointSet(cls):
+        def eps_model(self, schedule):
+            model = super().eps_model(schedule)
+            return lambda x, t: 1.01 * model(x, t)
+    return PointSet
+
+
+def _frechet_mean_only(f):
+    # the Fréchet distance without its covariance terms: blind to a variance loss
+    def frechet_distance(mu1, sigma1, mu2, sigma2, **kw):
+        return f(mu1, sigma2, mu2, sigma2, **kw)
+    return frechet_distance
+
+
+def _paired_gap_se_small(f):
+    # the paired standard error ten times too small: noise would pass for an effect
+    def paired_gap(a, b):
+        m, s = f(a, b)
+        return m, s / 10
+    return paired_gap
+
+
 MUTANTS = [
     Mutant("ch4 ddim_sigma: root of (1 - ab/abp) dropped", NB, GUARD, "samplers.ddim_sigma", _sigma_without_root),
     Mutant("ch4 ddim_step: sign of the direction term", NB, CHECKLIST, "samplers.ddim_step", _step_direction_sign),
@@ -71,4 +109,17 @@ MUTANTS = [
     Mutant("ch4 ddpm_step: noise sign and scale", NB, CHECKLIST, "samplers.ddpm_step", _ddpm_noise_sign),
     Mutant("ch4 eps_from_x0: root of 1 - ab dropped", NB, MC_STEP, "forward.eps_from_x0", _eps_from_x0_no_root),
     Mutant("ch4 gaussian_expectation: E[eps^2] = 2", NB, SYMPY, "derive.gaussian_expectation", _expectation_second_moment),
+    # checks added when the chapter was rebuilt on the code as its author wrote it (issue J.2)
+    Mutant("ch4 uniform_timesteps: trailing grid from T - 1", NB, CHECKLIST, "schedules.uniform_timesteps", _uniform_trailing,
+           "the checklist's 'starts at T-1' column: only_start_980 would pass every check"),
+    Mutant("ch4 PointSet: eps 1 % too large", NB, DRIFT, "oracles.PointSet", _point_eps_scaled,
+           "the single-point chains leave the target"),
+    Mutant("ch4 frechet_distance: covariance terms dropped", NB, FRECHET, "fid.frechet_distance", _frechet_mean_only,
+           "which slip moves the output law: no slip would"),
+    Mutant("ch4 ddim_sigma: twice the noise", NB, FRECHET, "samplers.ddim_sigma", _sigma_doubled,
+           "two-sided: with sigma_unsquared fixed the note no longer lands on the (mis-)computed correct distance"),
+    Mutant("ch4 sample_ddim: last step skipped (2-D oracles)", NB, SAMPLES, "samplers.sample_ddim", _loop_stops_early,
+           "the correct sampler would miss the five points"),
+    Mutant("ch4 paired_gap: standard error 10x too small", NB, CIFAR, "course.paired_gap", _paired_gap_se_small,
+           "two-sided: every other slip's detail change would leave +-4 SE"),
 ]
