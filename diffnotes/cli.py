@@ -66,6 +66,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import adapters
 from ._util import CountingModel, PerSampleGenerator, use_bf16
 from .train import DEFAULT_MODEL
 from .unet import PRESETS, BF16Autocast
@@ -143,26 +144,15 @@ def _load_model(ckpt, *, device, ema):
 
 
 def vp_sde_for(schedule):
-    r"""The VP SDE whose discretisation is ``schedule`` (a linear DDPM schedule).
-
-    For :math:`\beta_i` linear from :math:`\beta_1` to :math:`\beta_T`, the VP SDE with
-    :math:`\beta_{\min} = T\beta_1,\ \beta_{\max} = T\beta_T` has :math:`\beta_i = \beta(i/T)/T`
-    (Song et al. 2021b, appendix B; ``1e-4..0.02`` with T=1000 gives ``VPSDE(0.1, 20)``).
-    Raises ``ValueError`` for other schedules. Used by the score-SDE samplers of ``sample``.
-    """
-    from .sde import VPSDE
-
-    betas = schedule.betas
-    T = betas.numel()
-    linear = torch.linspace(float(betas[0]), float(betas[-1]), T, dtype=torch.float64)
-    if schedule.original_t is not None and not torch.equal(schedule.original_t, torch.arange(T)):
-        raise ValueError("the continuous samplers need the model's full schedule, got a respaced one")
-    if T < 2 or not torch.allclose(betas, linear, rtol=1e-9, atol=1e-12):
+    """The VP SDE of :func:`diffnotes.adapters.vp_sde_for` (the one bridge, shared with the sampler
+    explorer), for a model trained with a linear schedule; ``ValueError`` for any other, since only a
+    linear schedule has that SDE as its limit. Used by the score-SDE samplers of ``sample``."""
+    if not adapters.is_linear(schedule):
         raise ValueError(
             f"the continuous samplers (euler_maruyama, pc, ode_heun, ode_rk45) need a model trained with a "
             f"linear beta schedule (its limit is the VP SDE), got schedule {schedule.name!r}; use ddpm or ddim"
         )
-    return VPSDE(beta_min=T * float(betas[0]), beta_max=T * float(betas[-1]))
+    return adapters.vp_sde_for(schedule)
 
 
 def _sample_batch(model, x_T, gen, *, sampler, schedule, sde, steps, eta, spacing, clip_x0, t_end,

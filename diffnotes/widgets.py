@@ -39,6 +39,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from . import adapters
 from ._checks import check_batch, check_finite, check_int, check_range
 from ._util import CountingModel
 from .data import make_grid, to_uint8
@@ -201,25 +202,6 @@ def _data_kind(x) -> str:
         f"x_T must hold images [B, C, H, W] with C = 1 or 3 or points [B, D] with D >= 2, "
         f"got shape {tuple(x.shape)}"
     )
-
-
-def _matching_vpsde(schedule: Schedule):
-    r"""The VP SDE with :math:`\beta(0) = T\beta_1` whose :math:`m(1)^2` equals :math:`\bar\alpha_T`.
-
-    :math:`B(1) = (\beta_{\min}+\beta_{\max})/2 = -\log\bar\alpha_T`, so
-    :math:`\beta_{\max} = -2\log\bar\alpha_T - \beta_{\min}`: the prior :math:`N(0, I)` of the
-    SDE samplers is then exactly as close to :math:`p_T` as DDPM's. For the DDPM linear schedule
-    (T = 1000) this gives :math:`\beta_{\min} = 0.1, \beta_{\max} \approx 20.1` (Song et al. 2021b
-    use 0.1 and 20).
-    """
-    from .sde import VPSDE
-
-    b_min = schedule.T * float(schedule.betas[0])
-    total = -math.log(float(schedule.alpha_bar[-1]))
-    b_max = 2.0 * total - b_min
-    if b_max <= 0:  # a schedule whose first beta is its largest: fall back to a constant rate
-        b_min = b_max = total
-    return VPSDE(beta_min=b_min, beta_max=b_max)
 
 
 def _figure_png(fig) -> bytes:
@@ -759,7 +741,7 @@ class SamplerExplorer(_Explorer):
         self.schedule = _resolve_schedule(model, schedule)
         self.seed = int(seed)
         self.x_T = _starting_noise(model, x_T, shape, n_images, seed)
-        self.sde = _matching_vpsde(self.schedule) if sde is None else sde
+        self.sde = adapters.vp_sde_for(self.schedule) if sde is None else sde
         sde_mod.eps_model_as_score(model, self.sde, self.schedule)  # validates the SDE (VP only)
         check_range("t_end", t_end, 0.0, self.sde.T, low_open=True, high_open=True)
         check_range("snr", snr, 0.0, None, low_open=True)

@@ -15,6 +15,7 @@ import torch
 
 matplotlib.use("Agg")
 
+from diffnotes import cli  # noqa: E402
 from diffnotes import widgets as W  # noqa: E402
 from diffnotes.oracles import GaussianMixture, PointSet  # noqa: E402
 from diffnotes.samplers import sample_ddim  # noqa: E402
@@ -117,15 +118,10 @@ def test_counting_model_and_matching_vpsde():
     assert c.calls == 3
     with pytest.raises(ValueError, match="model must be callable"):
         W.CountingModel(3)
-    # The matched VP SDE: beta(0) = T beta_1 and m(1)^2 = alpha_bar_T (so its prior is DDPM's).
-    for s in (linear_schedule(), cosine_schedule(), linear_schedule(T, 1e-3, 0.2)):
-        sde = W._matching_vpsde(s)
-        assert sde.beta_min == pytest.approx(s.T * float(s.betas[0]), rel=1e-12)
-        m1, _ = sde.marginal_coefs(1.0)
-        assert float(m1**2) == pytest.approx(float(s.alpha_bar[-1]), rel=1e-9)
-    # pinned: close to Song et al.'s (0.1, 20) for the DDPM linear schedule
-    sde = W._matching_vpsde(linear_schedule())
-    assert sde.beta_min == pytest.approx(0.1) and sde.beta_max == pytest.approx(20.1354, abs=1e-3)
+    # the explorer integrates the one VP bridge (diffnotes.adapters.vp_sde_for), as `sample` does
+    ex = W.SamplerExplorer(lambda x, t: torch.zeros_like(x), linear_schedule(), x_T=torch.zeros(4, 2))
+    sde = cli.vp_sde_for(linear_schedule())
+    assert (ex.sde.beta_min, ex.sde.beta_max) == (sde.beta_min, sde.beta_max)
 
 
 # --------------------------------------------------------------------------- EtaExplorer
