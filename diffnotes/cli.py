@@ -469,7 +469,7 @@ def _bench_one(preset: str, device: torch.device, d: dict, schedule, seconds, fa
         "sample_steps": int(d["sample_steps"]), "train_iters": n_train, "sample_runs": n_sample,
         "warmup": int(d["warmup"]), "bf16": bool(fast),
     }
-    del model, opt
+    model = opt = net = None  # free the network before emptying the CUDA cache
     if cuda:
         torch.cuda.empty_cache()
     return row
