@@ -146,45 +146,73 @@ def _join(words) -> str:
 
 
 # --------------------------------------------------------------------------- lessons 1-2
-def forward_reverse_chain(T_shown: int = 4, *, T: int | None = None, images=None) -> Schematic:
+def forward_reverse_chain(T_shown: int | None = None, *, T: int | None = None, steps=None,
+                          images=None) -> Schematic:
     r"""The diffusion chain: the forward process :math:`q` one way, the reverse process :math:`p_\theta` the other.
 
-    Draws ``T_shown`` nodes :math:`x_0, x_1, \dots, x_{T_\text{shown}-2}` and :math:`x_T`. Between
-    neighbouring nodes an arrow to the right is one forward step
-    :math:`q(x_t\mid x_{t-1}) = N(\sqrt{1-\beta_t}\,x_{t-1}, \beta_t I)` (fixed, adds noise) and an
-    arrow to the left is one reverse step :math:`p_\theta(x_{t-1}\mid x_t)` (learned, removes it).
-    When the chain is longer than what is drawn, the last pair is joined by dashed arrows and a
-    gap, standing for the steps left out. It teaches that both processes live on the same
-    variables and that sampling walks the chain backwards, one step at a time. Lessons 1 and 2.
+    Draws ``T_shown`` nodes, by default :math:`x_0, x_1, \dots, x_{T_\text{shown}-2}` and
+    :math:`x_T`, or the nodes :math:`x_s` for ``s`` in ``steps``. Between neighbouring nodes an arrow
+    to the right is one forward step :math:`q(x_t\mid x_{t-1}) = N(\sqrt{1-\beta_t}\,x_{t-1}, \beta_t I)`
+    (fixed, adds noise) and an arrow to the left one reverse step :math:`p_\theta(x_{t-1}\mid x_t)`
+    (learned, removes it). Where nodes are more than one step apart, dashed arrows and dots stand
+    for the steps left out. It teaches that both processes live on the same variables and that
+    sampling walks the chain backwards, one step at a time. Lessons 1 and 2.
 
     Parameters
     ----------
-    T_shown : int
-        Number of nodes drawn, at least 2.
+    T_shown : int, optional
+        Number of nodes drawn, at least 2 (default 4, or ``len(steps)``).
     T : int or None
-        Length of the chain. ``None`` (default) labels the last node :math:`x_T` and draws the gap;
-        an integer labels it with its index and draws the gap only when ``T > T_shown - 1``.
+        Length of the chain. ``None`` (default) labels the last node :math:`x_T`; an integer labels
+        it with its index, and draws the last pair as one step when ``T == T_shown - 1``.
+    steps : sequence of int, optional
+        The steps drawn instead, strictly increasing from 0, for example ``(0, 100, 300, 1000)``
+        to show an image noised to those steps.
     images : tensor ``[T_shown, 3, H, W]`` in [-1, 1] (or uint8), optional
         One picture per drawn node (for example one image noised to each step), shown under it.
 
     Returns
     -------
     Schematic
-        ``(fig, alt)``; ``data`` holds ``labels`` (the node indices as strings), ``gap`` (whether
-        steps are left out) and ``n_forward``/``n_reverse`` (arrows drawn each way).
+        ``(fig, alt)``; ``data`` holds ``labels`` (the node indices as strings), ``gaps`` (for each
+        neighbouring pair, whether steps are left out between them) and ``n_forward``/``n_reverse``
+        (arrows drawn each way).
+
+    Examples
+    --------
+    A CIFAR-10 image ``x0`` (``[1, 3, 32, 32]`` in [-1, 1]) noised along the linear schedule ``sch``::
+
+        ts = (0, 100, 300, 999)
+        imgs = torch.cat([x0] + [forward.q_sample(x0, sch.alpha_bar[t]) for t in ts[1:]])
+        course.show_figure(*schematics.forward_reverse_chain(steps=ts, images=imgs))
     """
-    T_shown = check_int("T_shown", T_shown, 2)
-    if T is not None:
-        T = check_int("T", T, T_shown - 1)
-    gap = T is None or T > T_shown - 1
-    idx = [str(k) for k in range(T_shown - 1)] + ["T" if T is None else str(T)]
+    if steps is not None:
+        try:
+            st = [check_int("steps", v, 0) for v in steps]
+        except (TypeError, ValueError):
+            raise ValueError(f"steps must be a sequence of integers, got {steps!r}") from None
+        if len(st) < 2 or st[0] != 0 or any(b <= a for a, b in zip(st, st[1:])):
+            raise ValueError(f"steps must be at least two strictly increasing integers starting at 0, got {st}")
+        if T_shown is not None and check_int("T_shown", T_shown, 2) != len(st):
+            raise ValueError(f"T_shown={T_shown} does not match the {len(st)} entries of steps")
+        if T is not None and T != st[-1]:
+            raise ValueError(f"T={T} does not match the last entry of steps ({st[-1]})")
+        T_shown = len(st)
+        idx = [str(s) for s in st]
+        gaps = [b - a > 1 for a, b in zip(st, st[1:])]
+    else:
+        T_shown = check_int("T_shown", 4 if T_shown is None else T_shown, 2)
+        if T is not None:
+            T = check_int("T", T, T_shown - 1)
+        idx = [str(k) for k in range(T_shown - 1)] + ["T" if T is None else str(T)]
+        gaps = [False] * (T_shown - 2) + [T is None or T > T_shown - 1]
     pix = None if images is None else _as_images(images, T_shown)
 
     dx = 2.9
     xs = [k * dx for k in range(T_shown)]
     thumbs = pix is not None
     ylim = (-3.6 if thumbs else -1.9, 1.85)
-    xlim = (-1.4, xs[-1] + 1.4)
+    xlim = (-1.4, max(xs[-1] + 1.4, 8.4))  # room for the captions when few nodes are drawn
     width = 0.95 * (xlim[1] - xlim[0])
     fig, (ax,) = _new_axes(width, width * (ylim[1] - ylim[0]) / (xlim[1] - xlim[0]))
     _fit_axes(fig, ax, xlim, ylim)
@@ -193,26 +221,28 @@ def forward_reverse_chain(T_shown: int = 4, *, T: int | None = None, images=None
     n_fwd = n_rev = 0
     for k in range(T_shown - 1):
         a, b = (xs[k], 0.0), (xs[k + 1], 0.0)
-        in_gap = gap and k == T_shown - 2
-        ls = (0, (4, 3)) if in_gap else "-"
+        ls = (0, (4, 3)) if gaps[k] else "-"
         _arrow(ax, a, b, color=_FWD, gid="forward", rad=-0.45, ls=ls, label=f"{idx[k]}->{idx[k + 1]}")
         _arrow(ax, b, a, color=_REV, gid="reverse", rad=-0.45, ls=ls, label=f"{idx[k + 1]}->{idx[k]}")
         n_fwd += 1
         n_rev += 1
         mid = 0.5 * (a[0] + b[0])
-        if in_gap:
-            ax.text(mid, 0.0, r"$\cdots$", ha="center", va="center", fontsize=20, color=_INK)
+        if gaps[k]:
+            ax.text(mid, 0.05, r"$\cdots$", ha="center", va="center", fontsize=20, color=_INK)
+            if idx[k + 1].isdigit():
+                n = int(idx[k + 1]) - int(idx[k])
+                ax.text(mid, -0.22, f"{n} steps", ha="center", va="top", fontsize=10, color="#606060")
             continue
         lo, hi = _x(idx[k]), _x(idx[k + 1])
         ax.text(mid, 0.82, rf"$q({hi}\mid {lo})$", ha="center", va="bottom", fontsize=12.5,
                 color=_FWD, gid="forward_label")
         ax.text(mid, -0.82, rf"$p_\theta({lo}\mid {hi})$", ha="center", va="top", fontsize=12.5,
                 color=_REV, gid="reverse_label")
-    ax.text(xlim[0] + 0.1, 1.6, "forward process $q$: fixed, adds noise  \u2192", ha="left", va="center",
-            fontsize=12, color=_FWD)
+    ax.text(xlim[0] + 0.1, 1.6, rf"forward process $q({_x('t')}\mid {_x('t-1')})$: fixed, adds noise" + "  \u2192",
+            ha="left", va="center", fontsize=12, color=_FWD)
     ax.text(xlim[1] - 0.1, -1.62 if not thumbs else -3.35,
-            "\u2190  reverse process $p_\\theta$: learned, removes noise", ha="right", va="center",
-            fontsize=12, color=_REV)
+            "\u2190  " + rf"reverse process $p_\theta({_x('t-1')}\mid {_x('t')})$: learned, removes noise",
+            ha="right", va="center", fontsize=12, color=_REV)
     if thumbs:
         size = 1.25
         for k, x in enumerate(xs):
@@ -229,14 +259,15 @@ def forward_reverse_chain(T_shown: int = 4, *, T: int | None = None, images=None
     names = [f"x_{i}" for i in idx]
     alt = (f"Diagram of the diffusion chain with {T_shown} nodes, {_join(names)}, from data on the left "
            f"to noise on the right. ")
-    if gap:
-        alt += (f"A gap marked with dots between {names[-2]} and {names[-1]} stands for the steps not drawn. ")
+    pairs = [f"{names[k]} and {names[k + 1]}" for k, g in enumerate(gaps) if g]
+    if pairs:
+        alt += f"Dots between {'; '.join(pairs)} stand for the steps not drawn. "
     alt += (f"{n_fwd} arrows to the right are the fixed forward process q(x_t | x_(t-1)), which adds a little "
             f"Gaussian noise at each step; {n_rev} arrows to the left are the learned reverse process "
             f"p_theta(x_(t-1) | x_t), which removes it, one step at a time.")
     if thumbs:
         alt += " Under each node is a picture of an image at that step."
-    return Schematic(fig, alt, {"labels": idx, "gap": gap, "n_forward": n_fwd, "n_reverse": n_rev})
+    return Schematic(fig, alt, {"labels": idx, "gaps": gaps, "n_forward": n_fwd, "n_reverse": n_rev})
 
 
 # --------------------------------------------------------------------------- lesson 3

@@ -71,35 +71,52 @@ def test_every_schematic_is_a_figure_with_alt_text_for_show_figure(monkeypatch):
 
 
 # --------------------------------------------------------------------------- forward / reverse chain
+def _check_chain(s, want, gaps):
+    ax = s.fig.axes[0]
+    n = len(want)
+    assert [p.get_label() for p in _patches(ax, "node")] == want
+    assert [p.get_label() for p in _patches(ax, "forward")] == [f"{a}->{b}" for a, b in zip(want, want[1:])]
+    assert [p.get_label() for p in _patches(ax, "reverse")] == [f"{b}->{a}" for a, b in zip(want, want[1:])]
+    # forward arrows point right, reverse arrows left; dashed exactly across the gaps
+    for gid, sign in (("forward", 1), ("reverse", -1)):
+        for p, gap in zip(_patches(ax, gid), gaps):
+            (x0, _), (x1, _) = p._posA_posB
+            assert sign * (x1 - x0) > 0
+            assert (p.get_linestyle() not in ("-", "solid")) == gap
+    fwd = [t.get_text() for t in ax.texts if t.get_gid() == "forward_label"]
+    rev = [t.get_text() for t in ax.texts if t.get_gid() == "reverse_label"]
+    single = [k for k, g in enumerate(gaps) if not g]
+    assert fwd == [rf"$q(\mathbf{{x}}_{{{want[k + 1]}}}\mid \mathbf{{x}}_{{{want[k]}}})$" for k in single]
+    assert rev == [rf"$p_\theta(\mathbf{{x}}_{{{want[k]}}}\mid \mathbf{{x}}_{{{want[k + 1]}}})$" for k in single]
+    assert s.data == {"labels": want, "gaps": gaps, "n_forward": n - 1, "n_reverse": n - 1}
+    assert f"{n} nodes" in s.alt and f"x_{want[-1]}" in s.alt and "x_0" in s.alt
+    assert "q(x_t | x_(t-1))" in s.alt and "p_theta(x_(t-1) | x_t)" in s.alt
+    assert ("Dots between" in s.alt) == any(gaps)
+    dots = s.alt.split("Dots between")[1].split("stand for")[0] if any(gaps) else ""
+    for k in range(n - 1):
+        assert (f"x_{want[k]} and x_{want[k + 1]}" in dots) == gaps[k]
+    _no_text_overlap(s.fig)
+
+
 @pytest.mark.parametrize("T_shown", [2, 3, 4, 6])
 @pytest.mark.parametrize("T", [None, "exact", 50])
 def test_chain_draws_one_node_per_step_and_arrows_both_ways(T_shown, T):
     T = T_shown - 1 if T == "exact" else T
     s = S.forward_reverse_chain(T_shown, T=T)
-    ax = s.fig.axes[0]
-    gap = T is None or T > T_shown - 1
-    last = "T" if T is None else str(T)
-    want = [str(k) for k in range(T_shown - 1)] + [last]
-    assert [p.get_label() for p in _patches(ax, "node")] == want
-    assert [p.get_label() for p in _patches(ax, "forward")] == [f"{a}->{b}" for a, b in zip(want, want[1:])]
-    assert [p.get_label() for p in _patches(ax, "reverse")] == [f"{b}->{a}" for a, b in zip(want, want[1:])]
-    # every forward arrow points right, every reverse arrow left (tail and head x in data units)
-    for gid, sign in (("forward", 1), ("reverse", -1)):
-        for p in _patches(ax, gid):
-            (x0, _), (x1, _) = p._posA_posB
-            assert sign * (x1 - x0) > 0
-    labelled = T_shown - 1 - int(gap)
-    fwd = [t.get_text() for t in ax.texts if t.get_gid() == "forward_label"]
-    rev = [t.get_text() for t in ax.texts if t.get_gid() == "reverse_label"]
-    assert len(fwd) == len(rev) == labelled
-    for k in range(labelled):
-        assert fwd[k] == rf"$q(\mathbf{{x}}_{{{want[k + 1]}}}\mid \mathbf{{x}}_{{{want[k]}}})$"
-        assert rev[k] == rf"$p_\theta(\mathbf{{x}}_{{{want[k]}}}\mid \mathbf{{x}}_{{{want[k + 1]}}})$"
-    assert s.data == {"labels": want, "gap": gap, "n_forward": T_shown - 1, "n_reverse": T_shown - 1}
-    assert f"{T_shown} nodes" in s.alt and f"x_{last}" in s.alt and "x_0" in s.alt
-    assert "q(x_t | x_(t-1))" in s.alt and "p_theta(x_(t-1) | x_t)" in s.alt
-    assert ("gap" in s.alt) == gap
-    _no_text_overlap(s.fig)
+    want = [str(k) for k in range(T_shown - 1)] + ["T" if T is None else str(T)]
+    gaps = [False] * (T_shown - 2) + [T is None or T > T_shown - 1]
+    _check_chain(s, want, gaps)
+
+
+@pytest.mark.parametrize("steps", [(0, 1), (0, 100, 300, 1000), (0, 1, 2, 50, 51), (0, 5)])
+def test_chain_on_chosen_steps_marks_every_gap(steps):
+    s = S.forward_reverse_chain(steps=steps)
+    _check_chain(s, [str(t) for t in steps], [b - a > 1 for a, b in zip(steps, steps[1:])])
+    assert s is not None and S.forward_reverse_chain(len(steps), steps=steps, T=steps[-1]).data == s.data
+
+
+def test_chain_default_draws_four_nodes():
+    assert S.forward_reverse_chain().data["labels"] == ["0", "1", "2", "T"]
 
 
 def test_chain_thumbnails_show_the_given_images():
@@ -135,6 +152,13 @@ def test_chain_rejects_bad_input():
         S.forward_reverse_chain(2, images=torch.zeros(2, 8, 8))
     with pytest.raises(ValueError, match="images"):
         S.forward_reverse_chain(2, images=torch.full((2, 3, 4, 4), float("nan")))
+    for steps in [(1, 2, 3), (0, 2, 2), (0,), (0, 3, 1), (0, 1.5), ("a", "b")]:
+        with pytest.raises(ValueError, match="steps"):
+            S.forward_reverse_chain(steps=steps)
+    with pytest.raises(ValueError, match="T_shown"):
+        S.forward_reverse_chain(3, steps=(0, 1))
+    with pytest.raises(ValueError, match="T=7"):
+        S.forward_reverse_chain(steps=(0, 1, 5), T=7)
 
 
 # --------------------------------------------------------------------------- DDIM
