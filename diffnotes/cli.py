@@ -747,15 +747,34 @@ def _cmd_sample(args) -> int:
     return EXIT_OK
 
 
-def _load_images_npz(path: Path, what: str) -> tuple[np.ndarray, dict]:
+def _open_npz(path: Path, what: str, expected: str):
+    """``np.load`` of an ``.npz`` archive with a clear ``CLIError`` when ``path`` is missing, is not one,
+    or holds pickled Python objects (never loaded: they can run code)."""
     if not path.is_file():
         raise CLIError(f"{what} {path} does not exist", EXIT_ERROR)
-    with np.load(path, allow_pickle=False) as z:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise CLIError(f"{what} {path} is not a NumPy .npz archive ({type(err).__name__}); {what} takes {expected}",
+                       EXIT_ERROR) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise CLIError(f"{what} {path} is a single .npy array, not an .npz archive; {what} takes {expected}",
+                       EXIT_ERROR)
+    return z
+
+
+def _load_images_npz(path: Path, what: str) -> tuple[np.ndarray, dict]:
+    expected = "an .npz with a uint8 array 'images' [N, 3, H, W], as `python -m diffnotes sample` writes"
+    with _open_npz(path, what, expected) as z:
         if "images" not in z.files:
             raise CLIError(f"{what} {path} holds no 'images' array (keys: {sorted(z.files)}); write one with "
                            f"`python -m diffnotes sample`")
-        images = z["images"]
-        meta = {k: z[k].item() for k in z.files if k not in ("images", "seeds") and z[k].ndim == 0}
+        try:
+            images = z["images"]
+            meta = {k: z[k].item() for k in z.files if k not in ("images", "seeds") and z[k].ndim == 0}
+        except ValueError:  # an object array: numpy refuses to unpickle it, and so do we
+            raise CLIError(f"{what} {path} holds Python objects, which are never loaded; it must hold plain "
+                           f"arrays: {expected}", EXIT_ERROR) from None
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise CLIError(f"{what} {path}: 'images' must be uint8 [N, 3, H, W], got {images.dtype} {images.shape}")
     return images, meta
@@ -770,13 +789,17 @@ def _cmd_fid(args) -> int:
         _check_sampling_args(args)
     fid.inception_path()  # a missing feature extractor is reported before any work
     common = dict(device=device, batch_size=args.fid_batch_size, progress=not args.no_progress)
-    # --- reference statistics ---------------------------------------------------------------
+    # --- every input read and checked before any long work ----------------------------------
+    if args.samples is not None:
+        images, meta = _load_images_npz(Path(args.samples), "--samples")
+        if args.n is not None and args.n > images.shape[0]:
+            raise CLIError(f"--n {args.n} is more than the {images.shape[0]} images in {args.samples}")
     if args.ref is not None:
         ref_path = Path(args.ref)
-        if not ref_path.is_file():
-            raise CLIError(f"--ref {ref_path} does not exist", EXIT_ERROR)
-        with np.load(ref_path, allow_pickle=False) as z:
+        with _open_npz(ref_path, "--ref", "an .npz with 'mu' and 'sigma' (statistics) or uint8 'images'") as z:
             keys = set(z.files)
+    # --- reference statistics ---------------------------------------------------------------
+    if args.ref is not None:
         if {"mu", "sigma"} <= keys:
             ref = fid.load_statistics(ref_path)
         elif "images" in keys:
@@ -793,10 +816,7 @@ def _cmd_fid(args) -> int:
         ref_name = f"CIFAR-10 {args.split} ({folder})"
     # --- samples -----------------------------------------------------------------------------
     if args.samples is not None:
-        images, meta = _load_images_npz(Path(args.samples), "--samples")
         if args.n is not None:
-            if args.n > images.shape[0]:
-                raise CLIError(f"--n {args.n} is more than the {images.shape[0]} images in {args.samples}")
             images = images[: args.n]
         images = torch.from_numpy(images)
         meta.setdefault("device", device)

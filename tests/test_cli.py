@@ -319,11 +319,40 @@ def test_fid_errors(trained, tmp_path, capsys, tiny_extractor, monkeypatch):
     assert code == 2 and "one of the arguments --samples --ckpt is required" in err
     code, _, err = run(["fid", "--samples", tmp_path / "missing.npz", "--ref", tmp_path / "x.npz"], capsys)
     assert code == 1 and "does not exist" in err
-    code, _, err = run(["fid", "--samples", tmp_path / "missing.npz", "--no-progress"], capsys)
+    good = tmp_path / "good.npz"
+    np.savez(good, images=np.zeros((4, 3, 8, 8), np.uint8))
+    code, _, err = run(["fid", "--samples", good, "--no-progress"], capsys)
     assert code == 1 and "CIFAR-10" in err  # no --ref and no data: says where to put CIFAR-10
     monkeypatch.setenv("DIFFNOTES_INCEPTION", str(tmp_path / "nope.pt"))
     code, _, err = run(["fid", "--samples", tmp_path / "missing.npz"], capsys)
     assert code == 1 and "DIFFNOTES_INCEPTION" in err and "Traceback" not in err
+
+
+def test_fid_reads_and_checks_every_input_before_the_reference(tmp_path, capsys, tiny_extractor, monkeypatch):
+    from diffnotes import fid
+
+    def never(*a, **k):
+        raise AssertionError("the reference statistics were computed before the samples were checked")
+
+    monkeypatch.setattr(fid, "cifar10_reference_statistics", never)
+    monkeypatch.setattr(fid, "reference_statistics", never)
+    text = tmp_path / "samples.txt"
+    text.write_text("not an archive")
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, images=np.array([{"a": 1}], dtype=object))
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros((2, 3, 8, 8), np.uint8))
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, images=np.zeros((4, 3, 8, 8), np.uint8))
+    for bad, says in ((text, "is not a NumPy .npz archive"), (pickled, "holds Python objects"),
+                      (single, "single .npy array")):
+        for extra in ([], ["--ref", ref]):
+            code, _, err = run(["fid", "--samples", bad, "--data", tmp_path / "nowhere", "--no-progress", *extra],
+                               capsys)
+            assert code == 1 and says in err and "uint8 array 'images'" in err, err
+            assert "allow_pickle" not in err and "Traceback" not in err
+    code, _, err = run(["fid", "--samples", ref, "--ref", text, "--no-progress"], capsys)
+    assert code == 1 and "--ref" in err and "is not a NumPy .npz archive" in err and "'mu' and 'sigma'" in err
 
 
 # ---------------------------------------------------------------------------------------------
