@@ -10,6 +10,7 @@ ORACLE = SETUP + ("c8000020",)                    # p(y|x_t), its gradient, Baye
 W0 = SETUP + ("c8000020", "c8000021")                       # w = 0 recovers the conditional model
 EQUAL = SETUP + ("c8000020", "c8000021", "c8000022")          # equal variances: CFG samples the tilt
 CLF = SETUP + ("c8000030", "c8000032")            # accuracy by t: here against the shipped figures
+CG = SETUP + ("c8000030", "c8000033", "c8000034")  # classifier guidance on the shipped model: accuracy up with s
 
 
 def _cfg_sign(f):
@@ -66,6 +67,38 @@ def _accuracy_t_reversed(f):
     return accuracy_by_t
 
 
+def _components_shifted(cls):
+    # the components built with the next component's mean (an index off by one): the oracle's scores,
+    # posteriors and responsibilities all agree with each other, but not with the mixture's own parameters
+    class Mutated(cls):
+        def __init__(self, weights, means, covs):
+            super().__init__(weights, means, covs)
+            K = len(self.components)
+            self.components = [type(c)(self.means[(k + 1) % K], self.covs[k]) for k, c in enumerate(self.components)]
+    return Mutated
+
+
+def _ddpm_step_variance_as_std(f):
+    # the step's noise scaled by the variance sigma_t^2 instead of the standard deviation sigma_t
+    def ddpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, *, generator=None, noise=None, **kw):
+        if noise is None:
+            noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype)
+        mean = f(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, noise=torch.zeros_like(noise), **kw)
+        std = f(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, noise=torch.ones_like(noise), **kw) - mean
+        return mean + std**2 * noise
+    return ddpm_step
+
+
+def _guidance_away(f):
+    # classifier guidance pushing away from the class: the classifier's gradient with its sign flipped
+    def classifier_guided_model(model, clf, y, scale, schedule):
+        class Flipped:
+            def grad_log_prob(self, x_t, t, y):
+                return -clf.grad_log_prob(x_t, t, y)
+        return f(model, Flipped(), y, scale, schedule)
+    return classifier_guided_model
+
+
 MUTANTS = [
     Mutant("ch8 cfg_eps: extrapolates towards the unconditional model", NB, EQUAL, "guidance.cfg_eps", _cfg_sign),
     Mutant("ch8 tilted_gaussian: precision sign", NB, TILT, "guidance.tilted_gaussian", _tilt_precision_sign),
@@ -77,6 +110,12 @@ MUTANTS = [
            _grad_posterior_scale),
     Mutant("ch8 cfg_model: w = 0 gives the unconditional model", NB, W0, "guidance.cfg_model", _cfg_model_w0_uncond),
     Mutant("ch8 accuracy_by_t: t read as T-1-t", NB, CLF, "classifier.accuracy_by_t", _accuracy_t_reversed),
+    Mutant("ch8 GaussianMixture: components paired with the next mean (only the independent densities see it)", NB,
+           ORACLE, "oracles.GaussianMixture", _components_shifted),
+    Mutant("ch8 ddpm_step: noise scaled by sigma_t^2 (the exact chain rows)", NB, W0, "samplers.ddpm_step",
+           _ddpm_step_variance_as_std),
+    Mutant("ch8 classifier_guided_model: pushes away from the class", NB, CG, "guidance.classifier_guided_model",
+           _guidance_away),
 ]
 
 
