@@ -27,9 +27,9 @@ def _sigma_without_root(f):
     return ddim_sigma
 
 
-def _sigma_doubled(f):
-    # twice the noise eq. 16 asks for (a sampler whose eta means 2 eta)
-    return lambda alpha_bar_t, alpha_bar_prev, eta: 2 * f(alpha_bar_t, alpha_bar_prev, eta)
+def _sigma_sqrt_eta(f):
+    # eta taken under the root: sigma(sqrt(eta)), right at eta = 0 and 1, too much noise in between
+    return lambda alpha_bar_t, alpha_bar_prev, eta: f(alpha_bar_t, alpha_bar_prev, eta ** 0.5)
 
 
 def _step_direction_sign(f):
@@ -53,7 +53,24 @@ def _uniform_off_by_one(f):
 
 def _uniform_trailing(f):
     # the grid shifted up to start at T - 1 (999, 979, ..., 19): the note's start at 980 would no longer be a slip
-    return lambda T, S: f(T, S) + (T - T // S)
+    def uniform_timesteps(T, S):
+        ts = f(T, S)
+        return ts + (T - 1 - ts[0])
+    return uniform_timesteps
+
+
+def _returns_before_last_step(f):
+    # the note's last_step in the package: return x at the last visited index, before the step to alpha_bar = 1
+    def sample_ddim(model, x, timesteps, *, callback=None, **kw):
+        seen = []
+
+        def record(info):
+            seen.append(info["x"])
+            if callback is not None:
+                callback(info)
+        f(model, x, timesteps, callback=record, **kw)
+        return seen[-1]
+    return sample_ddim
 
 
 def _ddpm_noise_sign(f):
@@ -116,9 +133,10 @@ MUTANTS = [
            "the single-point chains leave the target"),
     Mutant("ch4 frechet_distance: covariance terms dropped", NB, FRECHET, "fid.frechet_distance", _frechet_mean_only,
            "which slip moves the output law: no slip would"),
-    Mutant("ch4 ddim_sigma: twice the noise", NB, FRECHET, "samplers.ddim_sigma", _sigma_doubled,
+    Mutant("ch4 ddim_sigma: sqrt(eta) in place of eta", NB, FRECHET, "samplers.ddim_sigma", _sigma_sqrt_eta,
            "two-sided: with sigma_unsquared fixed the note no longer lands on the (mis-)computed correct distance"),
-    Mutant("ch4 sample_ddim: last step skipped (2-D oracles)", NB, SAMPLES, "samplers.sample_ddim", _loop_stops_early,
+    Mutant("ch4 sample_ddim: returns x at index 0 (the note's last_step)", NB, SAMPLES, "samplers.sample_ddim",
+           _returns_before_last_step,
            "the correct sampler would miss the five points"),
     Mutant("ch4 paired_gap: standard error 10x too small", NB, CIFAR, "course.paired_gap", _paired_gap_se_small,
            "two-sided: every other slip's detail change would leave +-4 SE"),
