@@ -853,10 +853,18 @@ def test_a_run_with_the_recipe_records_it_and_resumes_exactly(tmp_path, images):
     assert not all(torch.equal(a, b) for a, b in zip(_state(plain).values(), _state(straight).values()))
 
 
-def test_edm_weighting_trains(tmp_path, images):
-    r = train(_cfg(tmp_path, total_steps=2, loss_weighting="edm", t_sampling="log_normal"), images, progress=False)
-    assert r.step == 2 and math.isfinite(r.loss)
-    assert json.loads((tmp_path / "config.json").read_text())["train"]["loss_weighting"] == "edm"
+def test_the_loop_applies_the_weighting(tmp_path, images):
+    """The first step sees the same t, eps and initial weights with either weighting, so its logged
+    loss is the mean of w_t x (squared error): with Min-SNR's w_t <= 1 (and < 1 wherever SNR > gamma)
+    it is smaller than L_simple's, with EDM's w_t >= 1 larger."""
+    first = {}
+    for name, kw in [("plain", {}), ("min_snr", dict(loss_weighting="min_snr", min_snr_gamma=0.01)),
+                     ("edm", dict(loss_weighting="edm"))]:
+        r = train(_cfg(tmp_path / name, total_steps=1, log_every=1, **kw), images, progress=False)
+        first[name] = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+        assert r.step == 1 and math.isfinite(r.loss)
+    assert first["min_snr"] < 0.9 * first["plain"] and first["edm"] > 1.1 * first["plain"]
+    assert json.loads((tmp_path / "edm" / "config.json").read_text())["train"]["loss_weighting"] == "edm"
 
 
 # --------------------------------------------------------------------------- lineage
@@ -896,6 +904,14 @@ def test_lineage_across_init_from_and_resume(tmp_path, images):
     c = train(_cfg(tmp_path / "c", total_steps=1, ema_length=0.1, init_from=str(tmp_path / "b")), images,
               progress=False)
     assert c.ema.images_before == 22 and c.lineage["images"] == 26
+    assert c.ema.decay_at(0) == pytest.approx(tr.power_ema_decay(26, 4, tr.power_ema_gamma(0.1)))
+    # ... also when it resumes (the stages before it come from its state.pt)
+    train(_cfg(tmp_path / "d", total_steps=1, ema_length=0.1, init_from=str(tmp_path / "b")), images,
+          progress=False, max_seconds=0)
+    d = train(_cfg(tmp_path / "d", total_steps=1, ema_length=0.1, init_from=str(tmp_path / "b")), images,
+              progress=False, resume=True)
+    assert d.ema.images_before == 22 and d.lineage["images"] == 26
+    _assert_bitwise_equal(d.ema.shadow, c.ema.shadow)
     # the EMA model carries the lineage too
     assert b.ema_model().config["lineage"] == lin_b
 
@@ -960,3 +976,25 @@ def test_the_shipped_default_model_records_its_lineage():
     base = diffnotes.pretrained("cifar10-cpu").config["lineage"]
     assert base["stages"] == stages[:2] and base["images"] == 1_085_312 and "not_recorded" not in base
     assert base["stages"][-1]["steps"] == diffnotes.pretrained("cifar10-cpu").config["step"]
+
+
+def test_the_train_command_has_the_recipe_flags(capsys):
+    from diffnotes.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--loss-weighting", "min_snr", "--min-snr-gamma", "4", "--edm-sigma-data",
+                              "0.4", "--t-sampling", "log_normal", "--t-logsnr-mean", "-1.5", "--t-logsnr-std", "2",
+                              "--lr-schedule", "linear", "--lr-decay-fraction", "0.2", "--ema-length", "0.1"])
+    given = {k: getattr(args, k) for k in args.config_fields if hasattr(args, k)}
+    assert given == dict(loss_weighting="min_snr", min_snr_gamma=4.0, edm_sigma_data=0.4, t_sampling="log_normal",
+                         t_logsnr_mean=-1.5, t_logsnr_std=2.0, lr_schedule="linear", lr_decay_fraction=0.2,
+                         ema_length=0.1)
+    assert TrainConfig(**given).lr_schedule == "linear"
+    # not given: left to the saved run (--resume) or the defaults, today's recipe
+    plain = parser.parse_args(["train"])
+    assert not any(hasattr(plain, k) for k in given)
+    assert parser.parse_args(["train", "--ema-length", "none"]).ema_length is None
+    for bad in (["--loss-weighting", "p2"], ["--t-sampling", "beta"], ["--lr-schedule", "step"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", *bad])
+    assert "invalid choice" in capsys.readouterr().err
