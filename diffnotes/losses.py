@@ -850,7 +850,8 @@ def weighted_l_simple(eps_hat: torch.Tensor, eps: torch.Tensor, weight) -> torch
     r"""L_simple with a weight per sample: :math:`\frac1B\sum_b w_b\,\frac1D\lVert\epsilon_b-\hat\epsilon_b\rVert^2`.
 
     ``weight`` has shape ``[B]`` (e.g. ``timestep_loss_weights(...)[t]``); with every weight 1 it
-    is :func:`l_simple`. The loss is computed in ``eps``'s dtype.
+    is :func:`l_simple` (Ho et al. 2020, eq. 14); Hang et al. 2023 and Karras et al. 2022 weight it
+    per noise level. The loss is computed in ``eps``'s dtype.
     """
     per_sample = l_simple(eps_hat, eps, reduction="none")
     w = torch.as_tensor(weight).to(device=per_sample.device, dtype=per_sample.dtype)
@@ -876,7 +877,8 @@ def nearest_log_snr_index(schedule, log_snr) -> torch.Tensor:
     cleanest step), below :math:`\lambda_{T-1}` to ``t = T-1``. A value exactly half-way between two
     steps goes to the noisier one. Equivalently, index ``t`` receives the interval between the
     midpoints :math:`(\lambda_{t+1}+\lambda_t)/2` and :math:`(\lambda_t+\lambda_{t-1})/2`.
-    Returns a LongTensor of the shape and device of ``log_snr``.
+    This puts a continuous noise level (EDM's :math:`\sigma = e^{-\lambda/2}`, Karras et al. 2022) on a
+    discrete schedule trained at its own steps. Returns a LongTensor of the shape and device of ``log_snr``.
     """
     x = torch.as_tensor(log_snr, dtype=torch.float64)
     check_finite("log_snr", x)
