@@ -13,6 +13,8 @@ HEUN_NFE = TWO_M + ("c9a00033",)                                       # Heun's 
 ORDERS = SETUP + ("c9a00013", "c9a00041", "c9a00045")                  # fitted orders on the oracle
 ANALYTIC = SETUP + ("c9a00013", "c9a00053")                            # sigma*^2 and Gamma vs the oracle
 MARGINAL = SETUP + ("c9a00013", "c9a00055", "c9a00057")                # Analytic-DPM keeps the marginal
+GRIDS = SETUP + ("c9a00061", "518c768d", "7684a71a", "4ac5208b")       # the two grids on the shipped model
+CAP = SETUP + ("c9a00061", "c9a00065", "c9a00069", "c07aa550", "c170746a", "b509eea6")  # the 2-bin cap's FID
 
 
 def _no_limit_at_data(f):
@@ -74,6 +76,19 @@ def _step_with_beta_tilde(f):
     return analytic_dpm_step
 
 
+def _ddim_every_other_step(f):
+    # DDIM that drops every other timestep of its grid (half the steps it was asked for)
+    def sample_ddim_exp(model, x, timesteps, **kw):
+        ts = [int(t) for t in timesteps]
+        return f(model, x, ts[::2] if ts[-1] == ts[::2][-1] else ts[::2] + ts[-1:], **kw)
+    return sample_ddim_exp
+
+
+def _half_gap_doubled(f):
+    # the noise of FID counted twice: the largest gap between two halves, doubled
+    return lambda name=None: 2 * f(name)
+
+
 MUTANTS = [
     Mutant("ch9 exp_integrator_step: no limit at the data", NB, DDIM_EQ, "fast_samplers.exp_integrator_step",
            _no_limit_at_data),
@@ -88,4 +103,8 @@ MUTANTS = [
     Mutant("ch9 estimate_gamma: no 1/d", NB, ANALYTIC, "fast_samplers.estimate_gamma", _gamma_without_d),
     Mutant("ch9 analytic_dpm_step: beta_tilde variance", NB, MARGINAL, "fast_samplers.analytic_dpm_step",
            _step_with_beta_tilde),
+    Mutant("ch9 sample_ddim_exp: every other timestep (Heun no longer the worst on rho = 7)", NB, GRIDS,
+           "fast_samplers.sample_ddim_exp", _ddim_every_other_step),
+    Mutant("ch9 fid_half_gap: doubled (the cap no longer loses to beta_tilde by more than the noise)", NB, CAP,
+           "course.fid_half_gap", _half_gap_doubled),
 ]
