@@ -1383,6 +1383,10 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
     schedule = make_schedule(cfg.schedule, cfg.T)
     loss_weights = None if cfg.loss_weighting == "l_simple" else timestep_loss_weights(
         schedule, cfg.loss_weighting, gamma=cfg.min_snr_gamma, sigma_data=cfg.edm_sigma_data).to(device)
+    if cfg.loss_weighting == "edm" and cfg.t_sampling == "uniform" and rank == 0:
+        warnings.warn(f"loss_weighting='edm' with t_sampling='uniform': the EDM weight of an eps-prediction network "
+                      f"grows like 1/SNR, to {float(loss_weights.max()):.3g} at the last step, and dominates the loss; "
+                      f"EDM pairs it with t_sampling='log_normal'", stacklevel=3)
     # the stages before this run (its lineage); a resumed run takes them from its state below
     parent = _parent_stages(cfg.init_from) if fresh else []
     ema_kwargs = dict(power_gamma=power_ema_gamma(cfg.ema_length) if cfg.ema_length is not None else None,

@@ -1,4 +1,5 @@
 """Tests for diffnotes.train: config, LR warm-up, EMA, Algorithm 1, checkpoints, exact resume, DDP."""
+import contextlib
 import copy
 import json
 import math
@@ -7,6 +8,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -856,14 +858,20 @@ def test_a_run_with_the_recipe_records_it_and_resumes_exactly(tmp_path, images):
 def test_the_loop_applies_the_weighting(tmp_path, images):
     """The first step sees the same t, eps and initial weights with either weighting, so its logged
     loss is the mean of w_t x (squared error): with Min-SNR's w_t <= 1 (and < 1 wherever SNR > gamma)
-    it is smaller than L_simple's, with EDM's w_t >= 1 larger."""
+    it is smaller than L_simple's, with EDM's w_t >= 1 larger (and the run warns that EDM's weight
+    belongs with EDM's log-normal noise levels)."""
     first = {}
     for name, kw in [("plain", {}), ("min_snr", dict(loss_weighting="min_snr", min_snr_gamma=0.01)),
                      ("edm", dict(loss_weighting="edm"))]:
-        r = train(_cfg(tmp_path / name, total_steps=1, log_every=1, **kw), images, progress=False)
+        with pytest.warns(UserWarning, match="log_normal") if name == "edm" else contextlib.nullcontext():
+            r = train(_cfg(tmp_path / name, total_steps=1, log_every=1, **kw), images, progress=False)
         first[name] = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0])["loss"]
         assert r.step == 1 and math.isfinite(r.loss)
     assert first["min_snr"] < 0.9 * first["plain"] and first["edm"] > 1.1 * first["plain"]
+    with warnings.catch_warnings():  # with the log-normal t it does not warn
+        warnings.filterwarnings("error", message=".*EDM pairs it")
+        train(_cfg(tmp_path / "edm-ln", total_steps=1, loss_weighting="edm", t_sampling="log_normal"), images,
+              progress=False)
     assert json.loads((tmp_path / "edm" / "config.json").read_text())["train"]["loss_weighting"] == "edm"
 
 
