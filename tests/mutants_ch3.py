@@ -82,6 +82,21 @@ def _eps_from_x0_sign(f):
     return eps_from_x0
 
 
+def _expectation_variance_two(f):
+    def gaussian_expectation(expr, noises):
+        import sympy as sp
+        scaled = {n: sp.sqrt(2) * n for n in noises}  # every noise with variance 2 instead of 1
+        return f(sp.sympify(expr).subs(scaled, simultaneous=True), noises)
+    return gaussian_expectation
+
+
+def _slerp_weights_swapped(f):
+    def slerp(x0, x1, alpha):
+        a = torch.as_tensor(alpha, dtype=x0.dtype)
+        return f(x0, x1, 1 - a)  # runs from x1 to x0: the same midpoint, every other alpha mirrored
+    return slerp
+
+
 MUTANTS = [
     Mutant("ch3 ddim_sigma: (1-ab_prev)/(1-ab) not square-rooted", NB, (*SETUP, D_SIGMA, "4b4553a8"),
            "samplers.ddim_sigma", _sigma_without_outer_sqrt, "ddim_sigma with (1-abp)/(1-ab) outside the root"),
@@ -104,4 +119,10 @@ MUTANTS = [
            "forward.eps_from_x0", _eps_from_x0_sign, "the perfect model's noise with the wrong sign"),
     Mutant("ch3 ddim_step: half the noise (Theorem 1 measured: J = L_gamma + C)", NB, (*SETUP, D_KM, *THEOREM_1),
            "samplers._ddim_update", _ddim_update_half_noise, "x_{t-1} drawn with sigma/2: J - L_gamma is no longer C"),
+    Mutant("ch3 gaussian_expectation: noise variance 2 (one eps for both draws, 000_*.txt)", NB,
+           (*SETUP, MARGINALS), "derive.gaussian_expectation", _expectation_variance_two,
+           "E[eps^2] = 2: the one-eps variance is no longer (m sqrt(1-abar_t) + sigma)^2"),
+    Mutant("ch3 slerp: weights swapped (the note's cos/sin formula on orthogonal pairs)", NB,
+           (*SETUP, "9fea0c40", "ca3e3967"), "samplers.slerp", _slerp_weights_swapped,
+           "slerp(x0, x1, 1 - alpha): the midpoint checks pass, the comparison with z0 cos + z1 sin must not"),
 ]
