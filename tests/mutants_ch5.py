@@ -21,6 +21,7 @@ GAUSS = "f37546a9"            # the 2-D Gaussian oracle
 PREDICTOR = "e5a10018"        # the predictor's SymPy expansion; section 4's table checks_samplers
 CIFAR = "e5a10027"            # the score of an eps model (SymPy); section 5's table checks_cifar
 MIX = "e5a10037"              # the 2-D mixture oracle
+EM_FORWARD = ("035a75c8", "c5a20012")  # forward SDEs simulated by Euler-Maruyama; mean (x_t - c W_t) and variance rows
 
 
 def _edit_source(fn, old, new):
@@ -101,4 +102,12 @@ MUTANTS = [
            "score_matching.dsm_loss_continuous",
            _source_mutant("score = model(x_t, t.to(x_0.dtype))", "score = model(x_t, (sde.T - t + t_min).to(x_0.dtype))"),
            "the model is trained with the wrong time"),
+    Mutant("ch5 VESDE.drift_coef: a weak drift f(t) = -0.002", NB,
+           (*SETUP, SYMPY_T, B_LIN, MOMENT_ODE, *MOMENTS, MARGINALS, *EM_FORWARD), "sde.VESDE",
+           _class_mutant("drift_coef", "torch.zeros_like(self._t(t))", "torch.full_like(self._t(t), -0.002)"),
+           "m(1) = 0.998 instead of 1: within the old 4 SE of a plain mean (1.4 at t = 1), not of x_t - c W_t"),
+    Mutant("ch5 eps_model_as_score: next index (the CIFAR-10 network)", NB,
+           (*SETUP, SYMPY_T, *MOMENTS, CIFAR, "26dfbaaa"), "sde.eps_model_as_score",
+           _source_mutant("idx = torch.where(take_lo, j_lo, j)", "idx = torch.where(take_lo, j_lo, j).add(1).clamp_max(schedule.T - 1)"),
+           "index off by one, seen by the check on the shipped network"),
 ]
