@@ -86,8 +86,8 @@ def _pair(name, value, ref_name, ref) -> None:
 def conditional_path(x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
     r"""A point on the straight path from data to noise, :math:`x_t = (1-t)\,x_0 + t\,\epsilon`.
 
-    Lipman et al. 2023, eq. 20 with :math:`\sigma_{\min}=0` (the optimal-transport path); Liu et
-    al. 2023, eq. 1 (the linear interpolation :math:`X_t = tX_1 + (1-t)X_0`, their :math:`X_1` our
+    Lipman et al. 2023, sec. 4.1 with :math:`\sigma_{\min}=0` (the optimal-transport path); Liu et
+    al. 2023 (the linear interpolation :math:`X_t = tX_1 + (1-t)X_0`, their :math:`X_1` our
     noise). Chapter 10.
 
     Parameters
@@ -104,8 +104,8 @@ def conditional_path(x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
 def conditional_velocity(x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     r"""The velocity of the straight path, :math:`u = \frac{d}{dt}x_t = \epsilon - x_0` (constant in t).
 
-    Lipman et al. 2023, eq. 21 with :math:`\sigma_{\min}=0`; the regression target of rectified flow,
-    Liu et al. 2023, eq. 1. Chapter 10.
+    Lipman et al. 2023, sec. 4.1 with :math:`\sigma_{\min}=0`; the regression target of rectified flow,
+    Liu et al. 2023. Chapter 10.
     """
     _pair("eps", eps, "x0", x0)
     return eps - x0
@@ -116,7 +116,7 @@ def sample_path(x0: torch.Tensor, t, *, generator=None):
     :math:`x_t = (1-t)x_0 + t\epsilon` and the regression target :math:`u = \epsilon - x_0`.
 
     One draw of the conditional flow-matching loss :math:`\lVert v_\theta(x_t, t) - u\rVert^2`
-    (Lipman et al. 2023, eq. 9 and Theorem 2). Chapter 10.
+    (Lipman et al. 2023, the conditional flow-matching loss and Theorem 2). Chapter 10.
     """
     check_batch("x0", x0, min_ndim=1)
     eps = randn_like(x0, generator)
@@ -129,7 +129,7 @@ def x0_from_velocity(x_t: torch.Tensor, v: torch.Tensor, t) -> torch.Tensor:
 
     From :math:`x_t = (1-t)x_0 + t\epsilon` and :math:`v = \epsilon - x_0`: :math:`x_t = x_0 + t v`.
     Affine and exact for conditional expectations too (Lipman et al. 2023, sec. 4.1; the
-    :math:`\alpha_t = 1-t`, :math:`\sigma_t = t` case of Kingma & Gao 2023, appendix D). Chapter 10.
+    :math:`\alpha_t = 1-t`, :math:`\sigma_t = t` case of the Gaussian paths of Kingma & Gao 2023). Chapter 10.
 
     Parameters
     ----------
@@ -172,7 +172,7 @@ def score_from_velocity(x_t: torch.Tensor, v: torch.Tensor, t) -> torch.Tensor:
     r"""The score from a velocity, :math:`\nabla\log p_t(x_t) = -\dfrac{x_t + (1-t)\,v}{t}`, ``t`` in (0, 1].
 
     Tweedie's formula for :math:`x_t = \alpha_t x_0 + \sigma_t\epsilon` gives
-    :math:`\nabla\log p_t = -E[\epsilon\mid x_t]/\sigma_t` (Vincent 2011; Song et al. 2021b, eq. 7);
+    :math:`\nabla\log p_t = -E[\epsilon\mid x_t]/\sigma_t` (Vincent 2011; Efron 2011);
     with :math:`\sigma_t = t` and :func:`eps_from_velocity` this is the formula. Chapter 10.
     """
     _pair("v", v, "x_t", x_t)
@@ -183,7 +183,7 @@ def score_from_velocity(x_t: torch.Tensor, v: torch.Tensor, t) -> torch.Tensor:
 def velocity_from_score(x_t: torch.Tensor, score: torch.Tensor, t) -> torch.Tensor:
     r"""The velocity from a score, :math:`v = -\dfrac{x_t + t\,\nabla\log p_t(x_t)}{1-t}`, ``t`` in [0, 1).
 
-    Inverse of :func:`score_from_velocity` (Lipman et al. 2023, sec. 4.1 and eq. 18). Chapter 10.
+    Inverse of :func:`score_from_velocity` (Lipman et al. 2023, sec. 4.1). Chapter 10.
     """
     _pair("score", score, "x_t", x_t)
     tt = _t("t", t, x_t, high_open=True)
@@ -204,7 +204,7 @@ def marginal_velocity(oracle, x: torch.Tensor, t) -> torch.Tensor:
     with :math:`a = 1-t`, :math:`s = t`, so the velocity is in closed form. At ``t = 1`` the noise
     carries no information about :math:`x_0` and :math:`v(x, 1) = x - E[x_0]`.
 
-    Lipman et al. 2023, eq. 8 (the marginal vector field) and Theorem 1; Liu et al. 2023, eq. 2.
+    Lipman et al. 2023 (the marginal vector field, Theorem 1); Liu et al. 2023 (the rectified velocity).
     Chapter 10.
 
     Parameters
@@ -256,7 +256,7 @@ def time_grid(n: int, t_start: float = 1.0, t_end: float = 0.0) -> torch.Tensor:
     r"""``n + 1`` evenly spaced, decreasing flow times from ``t_start`` to ``t_end`` (float64).
 
     :math:`t_i = t_{\rm start} + \tfrac{i}{n}(t_{\rm end} - t_{\rm start})`; the uniform grid of
-    Liu et al. 2023 (sec. 2.2) and Lipman et al. 2023 (sec. 6), run from noise to data. Chapter 10.
+    Liu et al. 2023 and Lipman et al. 2023, run from noise to data. Chapter 10.
     """
     n = check_int("n", n, 1)
     check_range("t_end", t_end, 0.0, 1.0, high_open=True)
@@ -307,7 +307,7 @@ def sample_euler(model, x, timesteps, *, callback=None, progress=False) -> torch
     .. math:: x_{t_{i+1}} = x_{t_i} + (t_{i+1} - t_i)\,v(x_{t_i}, t_i)
 
     One model call per step; first order, the global error is :math:`O(\max_i |t_{i+1}-t_i|)`.
-    Liu et al. 2023, sec. 2.2 (the Euler sampler of rectified flow). Chapter 10.
+    Liu et al. 2023 (the Euler sampler of rectified flow). Chapter 10.
 
     Parameters
     ----------
@@ -384,7 +384,7 @@ def straightness(velocities, timesteps) -> torch.Tensor:
     :math:`S = 0` exactly when the velocity is constant along the path (a straight line at constant
     speed), and then one Euler step is exact.
 
-    Liu et al. 2023, Definition 3.5 (straightness of a flow). Chapter 10.
+    Liu et al. 2023 (their straightness of a flow). Chapter 10.
 
     Parameters
     ----------
@@ -419,8 +419,8 @@ def reflow_pairs(model, x1, timesteps, *, method="heun"):
     :math:`x_0 = \mathrm{ODE}(x_1)`, the end of the flow of ``model`` started at noise ``x1``.
 
     A new velocity fitted to the straight interpolation :math:`(1-t)x_0 + t x_1` of these pairs is
-    the 1-rectified flow; its paths cross less, so they are straighter (Liu et al. 2023, sec. 2.3,
-    "reflow", and Theorem 3.7). Chapter 10.
+    the 1-rectified flow; its paths cross less, so they are straighter (Liu et al. 2023,
+    "reflow", and their theorem that it does not increase transport costs). Chapter 10.
 
     Parameters
     ----------
@@ -449,7 +449,7 @@ def kernel_velocity(x0: torch.Tensor, x1: torch.Tensor, *, bandwidth: float, chu
               K_h(d) = \exp\!\big(-\lVert d\rVert^2 / 2h^2\big)
 
     It estimates :math:`E[x_1 - x_0\mid x_t = x]`, the velocity that the rectified-flow loss
-    :math:`E\lVert v(x_t, t) - (x_1 - x_0)\rVert^2` is minimised by (Liu et al. 2023, eq. 1 and 2),
+    :math:`E\lVert v(x_t, t) - (x_1 - x_0)\rVert^2` is minimised by (Liu et al. 2023),
     without training a network: a cheap reflow target on low-dimensional data (Nadaraya 1964,
     Watson 1964). Chapter 10.
 
@@ -576,7 +576,7 @@ def flow_matching_weight(log_snr) -> torch.Tensor:
     :math:`\tfrac12\int w(\lambda)\,E\lVert\hat\epsilon - \epsilon\rVert^2\,d\lambda`. For the straight
     path :math:`\lVert\hat v - v\rVert^2 = \lVert\hat\epsilon - \epsilon\rVert^2/(1-t)^2` and
     :math:`dt = \tfrac12 t(1-t)\,d\lambda`, so :math:`w = t/(1-t) = e^{-\lambda/2}`.
-    Kingma & Gao 2023, sec. 2 and appendix D.3 (their table of weightings). Chapter 10.
+    Kingma & Gao 2023 (the weighted loss and their table of weightings). Chapter 10.
 
     Parameters
     ----------
