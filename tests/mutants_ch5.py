@@ -10,7 +10,6 @@ SETUP = ("acca0135", "c5a20002")  # imports; the helpers (check_formula, bound_t
 SYMPY_T = "94e80ee2"          # t, Delta_t, x, z; section 1's table checks_chain
 VE_LIMIT = "b5a32ce3"         # diff2_ve, sigma_f, g_ve_paper, sigma_min / sigma_max symbols
 LIMIT_CHECK = "9c89e044"      # drift and diffusion vs the derived f, g
-VP_CHAIN = "c5a2000a"         # the q_step chain (gen, n_mc), before the SMLD chain
 B_LIN = "474d49a9"            # B_lin, beta_min / beta_max symbols
 MOMENT_ODE = "78c8c17b"       # the moment ODEs; section 2's table checks_moments
 MOMENTS = ("19f1c2c0", "c5a2000f")  # solve_moments, B; then sdes and moments
@@ -21,6 +20,10 @@ GAUSS = "f37546a9"            # the 2-D Gaussian oracle
 PREDICTOR = "e5a10018"        # the predictor's SymPy expansion; section 4's table checks_samplers
 CIFAR = "e5a10027"            # the score of an eps model (SymPy); section 5's table checks_cifar
 MIX = "e5a10037"              # the 2-D mixture oracle
+# the Monte-Carlo checks of sections 1-3 live in the chapter's appendix notebook
+NB_APP = "appendix/05_score_sde_appendix"
+APP_SETUP = ("a5a00001", "a5a00003")  # the lesson's imports; t, B, sigma, the SDE table, concrete, the three tables
+VP_CHAIN = "c5a2000a"                 # the q_step chain (gen, n_mc), before the SMLD chain
 EM_FORWARD = ("035a75c8", "c5a20012")  # forward SDEs simulated by Euler-Maruyama; mean (x_t - c W_t) and variance rows
 
 
@@ -63,7 +66,7 @@ MUTANTS = [
     Mutant("ch5 VPSDE.marginal_coefs: sqrt of the variance dropped", NB, (*SETUP, SYMPY_T, MOMENT_ODE, *MOMENTS, MARGINALS),
            "sde.VPSDE", _class_mutant("marginal_coefs", "torch.sqrt(-torch.expm1(-B))", "-torch.expm1(-B)"),
            "s(t) = 1 - e^{-B}"),
-    Mutant("ch5 VESDE.marginal_coefs: std = sigma(t) (drops -sigma_min^2)", NB, (*SETUP, SYMPY_T, VP_CHAIN, "cb29d124"), "sde.VESDE",
+    Mutant("ch5 VESDE.marginal_coefs: std = sigma(t) (drops -sigma_min^2)", NB_APP, (*APP_SETUP, VP_CHAIN, "cb29d124"), "sde.VESDE",
            _class_mutant("marginal_coefs", "torch.sqrt(torch.expm1(2.0 * t / self.T * self._log_ratio))",
                          "torch.exp(t / self.T * self._log_ratio)"), "s(t) = sigma(t)"),
     Mutant("ch5 reverse_drift: sign of the score term", NB, (*SETUP, SYMPY_T, FOKKER, "f9116d56"), "sde.reverse_drift",
@@ -102,8 +105,7 @@ MUTANTS = [
            "score_matching.dsm_loss_continuous",
            _source_mutant("score = model(x_t, t.to(x_0.dtype))", "score = model(x_t, (sde.T - t + t_min).to(x_0.dtype))"),
            "the model is trained with the wrong time"),
-    Mutant("ch5 VESDE.drift_coef: a weak drift f(t) = -0.002", NB,
-           (*SETUP, SYMPY_T, B_LIN, MOMENT_ODE, *MOMENTS, MARGINALS, *EM_FORWARD), "sde.VESDE",
+    Mutant("ch5 VESDE.drift_coef: a weak drift f(t) = -0.002", NB_APP, (*APP_SETUP, *EM_FORWARD), "sde.VESDE",
            _class_mutant("drift_coef", "torch.zeros_like(self._t(t))", "torch.full_like(self._t(t), -0.002)"),
            "m(1) = 0.998 instead of 1: within the old 4 SE of a plain mean (1.4 at t = 1), not of x_t - c W_t"),
     Mutant("ch5 eps_model_as_score: next index (the CIFAR-10 network)", NB,
