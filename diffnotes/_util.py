@@ -164,3 +164,25 @@ def use_bf16(device, requested: bool = True) -> bool:
     if not requested:
         return False
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+
+
+def steps(n: int, progress: bool, desc: str):
+    """``range(n)``, with a tqdm progress bar named ``desc`` when ``progress`` (every sampler's loop)."""
+    if not progress:
+        return range(n)
+    from tqdm.auto import tqdm
+
+    return tqdm(range(n), desc=desc, total=n)
+
+
+def call_at_time(model, x: torch.Tensor, t: float, *, where: str, what: str) -> torch.Tensor:
+    """``model(x, t)`` for a continuous-time model, ``t`` a float tensor ``[B]`` on ``x``'s device; the
+    output must be a finite tensor of ``x``'s shape (``what`` names it in the error, ``where`` the step)."""
+    t_b = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
+    out = model(x, t_b)
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model output at {where} must be a tensor of shape {tuple(x.shape)}, got {shape}")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"model output ({what}) at {where} contains NaN or inf")
+    return out.to(x.dtype)

@@ -44,9 +44,9 @@ import math
 import torch
 
 from ._checks import check_batch, check_int, check_range, check_same_shape
-from ._util import append_dims, randn_like
+from ._util import append_dims, randn_like, steps
 from .forward import x0_from_eps
-from .samplers import _call_model, _check_alpha_bars, _check_eps, _f64, _prepare, _progress
+from .samplers import _call_model, _check_alpha_bars, _check_eps, _f64, _prepare
 
 __all__ = [
     "log_snr",
@@ -373,7 +373,7 @@ def estimate_gamma(model, x_0, timesteps, *, schedule, batch_size=250, generator
     batch_size = check_int("batch_size", batch_size, 1)
     d = x_0[0].numel()
     out = torch.zeros(ts.numel(), dtype=torch.float64)
-    for j in _progress(ts.numel(), progress, "Gamma"):
+    for j in steps(ts.numel(), progress, "Gamma"):
         t = int(ts[j])
         ab = schedule.alpha_bar[t]
         total = 0.0
@@ -456,7 +456,7 @@ def sample_ddim_exp(model, x, timesteps, *, schedule, generator=None, callback=N
     _check_extra(generator, callback)
     ts, ab, abp = _prepare(x, timesteps, schedule)
     t_model = schedule.original_t[ts]
-    for i in _progress(len(ts), progress, "DDIM (exp. integrator)"):
+    for i in steps(len(ts), progress, "DDIM (exp. integrator)"):
         t = int(ts[i])
         eps_hat = _call_model(model, x, int(t_model[i]), i, t)
         x_prev = exp_integrator_step(x, eps_hat, ab[i], abp[i])
@@ -480,7 +480,7 @@ def sample_dpmpp_2m(model, x, timesteps, *, schedule, generator=None, callback=N
     ts, ab, abp = _prepare(x, timesteps, schedule)
     t_model = schedule.original_t[ts]
     x0_last, ab_last = None, None
-    for i in _progress(len(ts), progress, "DPM-Solver++ 2M"):
+    for i in steps(len(ts), progress, "DPM-Solver++ 2M"):
         t = int(ts[i])
         eps_hat = _call_model(model, x, int(t_model[i]), i, t)
         x0_hat = x0_from_eps(x, eps_hat, ab[i])
@@ -506,7 +506,7 @@ def sample_heun(model, x, timesteps, *, schedule, generator=None, callback=None,
     ts, ab, abp = _prepare(x, timesteps, schedule)
     t_model = schedule.original_t[ts]
     nfe = 0
-    for i in _progress(len(ts), progress, "Heun (EDM)"):
+    for i in steps(len(ts), progress, "Heun (EDM)"):
         t = int(ts[i])
         eps_hat = _call_model(model, x, int(t_model[i]), i, t)
         nfe += 1
@@ -546,7 +546,7 @@ def sample_analytic_dpm(model, x, timesteps, *, schedule, gamma, generator=None,
         caps[-2] = pixel_variance_cap(clip_pixels)
         var[-2] = min(float(var[-2]), caps[-2])
     t_model = schedule.original_t[ts]
-    for i in _progress(len(ts), progress, "Analytic-DPM"):
+    for i in steps(len(ts), progress, "Analytic-DPM"):
         t = int(ts[i])
         eps_hat = _call_model(model, x, int(t_model[i]), i, t)
         x_prev = analytic_dpm_step(x, eps_hat, ab[i], abp[i], g[i], generator=generator, max_variance=caps[i])

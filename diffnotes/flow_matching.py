@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import _show, check_batch, check_finite, check_int, check_range, check_same_shape
-from ._util import append_dims, randn_like
+from ._util import append_dims, call_at_time, randn_like, steps
 
 __all__ = [
     "conditional_path",
@@ -276,26 +276,6 @@ def _check_grid(timesteps) -> torch.Tensor:
     return ts
 
 
-def _velocity(model, x, t: float, where: str) -> torch.Tensor:
-    """Call ``model(x, t)`` with t a float tensor [B] on x's device; check its output."""
-    t_b = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
-    v = model(x, t_b)
-    if not isinstance(v, torch.Tensor) or v.shape != x.shape:
-        shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-        raise ValueError(f"model output at {where} must be a tensor of shape {tuple(x.shape)}, got {shape}")
-    if not bool(torch.isfinite(v).all()):
-        raise ValueError(f"model output (velocity) at {where} contains NaN or inf")
-    return v.to(x.dtype)
-
-
-def _steps(n: int, progress: bool, desc: str):
-    if not progress:
-        return range(n)
-    from tqdm.auto import tqdm
-
-    return tqdm(range(n), desc=desc)
-
-
 def _emit(callback, i, t, t_next, x, v, x_next):
     if callback is not None:
         callback(dict(i=i, t=float(t), t_next=float(t_next), x=x, v=v, x0_hat=x - float(t) * v, x_next=x_next))
@@ -332,9 +312,9 @@ def sample_euler(model, x, timesteps, *, callback=None, progress=False) -> torch
     check_batch("x", x, min_ndim=1)
     check_finite("x", x)
     ts = _check_grid(timesteps)
-    for i in _steps(len(ts) - 1, progress, "flow Euler"):
+    for i in steps(len(ts) - 1, progress, "flow Euler"):
         t, t_next = float(ts[i]), float(ts[i + 1])
-        v = _velocity(model, x, t, f"step {i} (t={t:.6g})")
+        v = call_at_time(model, x, t, where=f"step {i} (t={t:.6g})", what="velocity")
         x_next = x + (t_next - t) * v
         _emit(callback, i, t, t_next, x, v, x_next)
         x = x_next
@@ -357,13 +337,13 @@ def sample_heun(model, x, timesteps, *, callback=None, progress=False) -> torch.
     check_batch("x", x, min_ndim=1)
     check_finite("x", x)
     ts = _check_grid(timesteps)
-    for i in _steps(len(ts) - 1, progress, "flow Heun"):
+    for i in steps(len(ts) - 1, progress, "flow Heun"):
         t, t_next = float(ts[i]), float(ts[i + 1])
         h = t_next - t
-        v = _velocity(model, x, t, f"step {i} (t={t:.6g})")
+        v = call_at_time(model, x, t, where=f"step {i} (t={t:.6g})", what="velocity")
         x_next = x + h * v
         if t_next > 0:
-            v_next = _velocity(model, x_next, t_next, f"step {i} (t={t_next:.6g}), Heun correction")
+            v_next = call_at_time(model, x_next, t_next, where=f"step {i} (t={t_next:.6g}), Heun correction", what="velocity")
             x_next = x + 0.5 * h * (v + v_next)
         _emit(callback, i, t, t_next, x, v, x_next)
         x = x_next

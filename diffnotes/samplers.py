@@ -38,7 +38,7 @@ import math
 import torch
 
 from ._checks import _show, check_batch, check_finite, check_range, check_same_shape, check_timesteps
-from ._util import append_dims, randn_like
+from ._util import append_dims, randn_like, steps
 from .forward import posterior_mean, x0_from_eps
 
 __all__ = [
@@ -97,14 +97,6 @@ def _noise(x, noise, generator):
         raise ValueError(f"noise must be a torch.Tensor, got {type(noise).__name__}")
     check_same_shape("noise", noise, "x_t", x)
     return noise.to(dtype=x.dtype, device=x.device)
-
-
-def _progress(n: int, progress: bool, desc: str):
-    if not progress:
-        return range(n)
-    from tqdm.auto import tqdm
-
-    return tqdm(range(n), desc=desc, total=n)
 
 
 def _call_model(model, x, t_model: int, i: int, t: int) -> torch.Tensor:
@@ -305,7 +297,7 @@ def sample_ddpm(model, x, timesteps, *, schedule, variance="beta_tilde", clip_x0
         raise ValueError(f"variance must be one of {_VARIANCES}, got {variance!r}")
     ts, ab, abp = _prepare(x, timesteps, schedule)
     t_model = schedule.original_t[ts]
-    for i in _progress(len(ts), progress, "DDPM"):
+    for i in steps(len(ts), progress, "DDPM"):
         t = int(ts[i])
         eps_hat = _call_model(model, x, int(t_model[i]), i, t)
         x_prev, x0_hat = _ddpm_update(x, eps_hat, ab[i], abp[i], variance, generator, None, clip_x0)
@@ -348,7 +340,7 @@ def sample_ddim(model, x, timesteps, *, schedule, eta=0.0, clip_x0=None, generat
             f"exceeds 1 - alpha_bar_prev={float(1 - abp[j]):.6g}"
         )
     t_model = schedule.original_t[ts]
-    for i in _progress(len(ts), progress, "DDIM"):
+    for i in steps(len(ts), progress, "DDIM"):
         t = int(ts[i])
         eps_hat = _call_model(model, x, int(t_model[i]), i, t)
         x_prev, x0_hat = _ddim_update(x, eps_hat, ab[i], abp[i], sigma[i], generator, None, clip_x0)
@@ -388,7 +380,7 @@ def ddim_invert(model, x_0, timesteps, *, schedule, callback=None, progress=Fals
     t_model = schedule.original_t[ts]
     x = x_0
     n = len(ts)
-    for i in _progress(n, progress, "DDIM inversion"):
+    for i in steps(n, progress, "DDIM inversion"):
         j = n - 1 - i  # visit the timesteps in increasing order
         t = int(ts[j])
         eps_hat = _call_model(model, x, int(t_model[j]), i, t)

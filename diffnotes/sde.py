@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ._checks import _show, check_batch, check_finite, check_int, check_range
-from ._util import append_dims, randn_like
+from ._util import append_dims, call_at_time, randn_like, steps
 
 __all__ = [
     "VPSDE",
@@ -324,30 +324,10 @@ def _check_times(timesteps, sde, name: str = "timesteps") -> torch.Tensor:
     return ts
 
 
-def _score(model, x: torch.Tensor, t: float, where: str) -> torch.Tensor:
-    """Call ``model(x, t)`` with t a float tensor [B] on x's device and check its output."""
-    t_b = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
-    score = model(x, t_b)
-    if not isinstance(score, torch.Tensor) or score.shape != x.shape:
-        shape = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
-        raise ValueError(f"model output at {where} must be a tensor of shape {tuple(x.shape)}, got {shape}")
-    if not bool(torch.isfinite(score).all()):
-        raise ValueError(f"model output (score) at {where} contains NaN or inf")
-    return score.to(x.dtype)
-
-
 def _x0_hat(sde, x: torch.Tensor, t: float, score: torch.Tensor) -> torch.Tensor:
     r"""Tweedie's denoised estimate :math:`\hat x_0 = (x_t + s(t)^2\,\mathrm{score})/m(t)`."""
     m, s = sde.marginal_coefs(t)
     return (x + append_dims(s**2, x) * score) / append_dims(m, x)
-
-
-def _steps(n: int, progress: bool, desc: str):
-    if not progress:
-        return range(n)
-    from tqdm.auto import tqdm
-
-    return tqdm(range(n), desc=desc)
 
 
 def _emit(callback, sde, i, t, x, score):
@@ -387,9 +367,9 @@ def sample_euler_maruyama(model, x, timesteps, *, sde, generator=None, callback=
     """
     check_batch("x", x)
     ts = _check_times(timesteps, sde)
-    for i in _steps(len(ts) - 1, progress, "Euler-Maruyama"):
+    for i in steps(len(ts) - 1, progress, "Euler-Maruyama"):
         t, t_next = float(ts[i]), float(ts[i + 1])
-        score = _score(model, x, t, f"step {i} (t={t:.6g})")
+        score = call_at_time(model, x, t, where=f"step {i} (t={t:.6g})", what="score")
         _emit(callback, sde, i, t, x, score)
         x = _predictor("euler_maruyama", sde, x, t, t_next, score, generator)
     return x
@@ -473,16 +453,16 @@ def sample_pc(
         raise ValueError(f"predictor must be 'reverse_diffusion' or 'euler_maruyama', got {predictor!r}")
     if norm not in ("sample", "batch"):
         raise ValueError(f"norm must be 'sample' or 'batch', got {norm!r}")
-    for i in _steps(len(ts) - 1, progress, "predictor-corrector"):
+    for i in steps(len(ts) - 1, progress, "predictor-corrector"):
         t, t_next = float(ts[i]), float(ts[i + 1])
-        score = _score(model, x, t, f"step {i} (t={t:.6g}), predictor")
+        score = call_at_time(model, x, t, where=f"step {i} (t={t:.6g}), predictor", what="score")
         _emit(callback, sde, i, t, x, score)
         x = _predictor(predictor, sde, x, t, t_next, score, generator)
         m_t, _ = sde.marginal_coefs(t)
         m_next, _ = sde.marginal_coefs(t_next)
         alpha = float((m_t / m_next) ** 2)
         for j in range(n_corrector):
-            score = _score(model, x, t_next, f"step {i} (t={t_next:.6g}), corrector {j}")
+            score = call_at_time(model, x, t_next, where=f"step {i} (t={t_next:.6g}), corrector {j}", what="score")
             z = randn_like(x, generator)
             s_norm = score.flatten(1).norm(dim=1)
             z_norm = z.flatten(1).norm(dim=1)
@@ -510,9 +490,9 @@ def sample_ode_euler(model, x, timesteps, *, sde, callback=None, progress=False)
     """
     check_batch("x", x)
     ts = _check_times(timesteps, sde)
-    for i in _steps(len(ts) - 1, progress, "PF-ODE Euler"):
+    for i in steps(len(ts) - 1, progress, "PF-ODE Euler"):
         t, t_next = float(ts[i]), float(ts[i + 1])
-        score = _score(model, x, t, f"step {i} (t={t:.6g})")
+        score = call_at_time(model, x, t, where=f"step {i} (t={t:.6g})", what="score")
         _emit(callback, sde, i, t, x, score)
         x = x + probability_flow_drift(sde, x, t, score) * (t_next - t)
     return x
@@ -532,14 +512,14 @@ def sample_ode_heun(model, x, timesteps, *, sde, callback=None, progress=False):
     """
     check_batch("x", x)
     ts = _check_times(timesteps, sde)
-    for i in _steps(len(ts) - 1, progress, "PF-ODE Heun"):
+    for i in steps(len(ts) - 1, progress, "PF-ODE Heun"):
         t, t_next = float(ts[i]), float(ts[i + 1])
         h = t_next - t
-        score = _score(model, x, t, f"step {i} (t={t:.6g})")
+        score = call_at_time(model, x, t, where=f"step {i} (t={t:.6g})", what="score")
         _emit(callback, sde, i, t, x, score)
         d = probability_flow_drift(sde, x, t, score)
         x_euler = x + d * h
-        score_next = _score(model, x_euler, t_next, f"step {i} (t={t_next:.6g}), Heun correction")
+        score_next = call_at_time(model, x_euler, t_next, where=f"step {i} (t={t_next:.6g}), Heun correction", what="score")
         d_next = probability_flow_drift(sde, x_euler, t_next, score_next)
         x = x + 0.5 * h * (d + d_next)
     return x
@@ -598,7 +578,7 @@ def sample_ode_adaptive(
     def fun(t, y):
         nonlocal nfe
         xt = to_torch(y)
-        score = _score(model, xt, t, f"evaluation {nfe} (t={t:.6g}) of the adaptive solver")
+        score = call_at_time(model, xt, t, where=f"evaluation {nfe} (t={t:.6g}) of the adaptive solver", what="score")
         nfe += 1
         d = probability_flow_drift(sde, xt, t, score)
         return d.reshape(-1).to(device="cpu", dtype=torch.float64).numpy()
@@ -613,7 +593,7 @@ def sample_ode_adaptive(
     if callback is not None:
         for i in range(len(ts) - 1):
             xi = to_torch(sol.y[:, i])
-            score = _score(model, xi, float(ts[i]), f"callback {i} (t={float(ts[i]):.6g})")
+            score = call_at_time(model, xi, float(ts[i]), where=f"callback {i} (t={float(ts[i]):.6g})", what="score")
             _emit(callback, sde, i, float(ts[i]), xi, score)
     out = to_torch(sol.y[:, -1])
     if not return_info:
