@@ -5,6 +5,9 @@ from mutation_harness import Mutant
 
 NB = "01_forward_process"
 SETUP = "cf11064d"
+# the explicit-step algebra, the two-step check and the Monte-Carlo table live in the chapter's appendix
+NB_APP = "appendix/01_forward_process_appendix"
+SETUP_APP = "a1a00001"
 
 
 def _q_step_noise_sign(f):
@@ -65,14 +68,14 @@ def _q_mean_std_variance_as_std(f):
 MUTANTS = [
     Mutant("ch1 q_step: sign of sqrt(1-beta) x_{t-1}", NB, (SETUP, "795b5ab8"),
            "forward.q_step", _q_step_noise_sign, "forward.q_step with -sqrt(1-beta) x_prev"),
-    Mutant("ch1 q_sample: noise coefficient 1-ab instead of sqrt(1-ab)", NB, (SETUP, "7712eaf5", "d4312ec3"),
+    Mutant("ch1 q_sample: noise coefficient 1-ab instead of sqrt(1-ab)", NB_APP, (SETUP_APP, "e7d95aca", "d4312ec3"),
            "forward.q_sample", _q_sample_noise_without_sqrt, "forward.q_sample without the noise's square root"),
-    Mutant("ch1 q_sample: signal coefficient ab instead of sqrt(ab)", NB, (SETUP, "7712eaf5", "d4312ec3"),
+    Mutant("ch1 q_sample: signal coefficient ab instead of sqrt(ab)", NB_APP, (SETUP_APP, "e7d95aca", "d4312ec3"),
            "forward.q_sample", _q_sample_signal_without_sqrt, "forward.q_sample without the signal's square root"),
     Mutant("ch1 linear_schedule: alpha_bar one step behind", NB, (SETUP, "9980ac2e", "802182a3", "0538e2b5"),
            "schedules.linear_schedule", _alpha_bar_shifted, "Schedule.alpha_bar[i] = prod of alphas[:i]"),
     Mutant("ch1 eps_from_x0: sign of the x_0 term", NB, (SETUP, "9980ac2e", "8a13d336"),
            "forward.eps_from_x0", _eps_from_x0_sign, "forward.eps_from_x0 with +sqrt(ab) x_0"),
-    Mutant("ch1 q_mean_std: variance returned as std", NB, (SETUP, "7712eaf5", "e7d95aca", "e834a5af", "801ed508"),
+    Mutant("ch1 q_mean_std: variance returned as std", NB_APP, (SETUP_APP, "e7d95aca", "e834a5af", "801ed508"),
            "forward.q_mean_std", _q_mean_std_variance_as_std, "forward.q_mean_std returns 1-ab as the std"),
 ]
