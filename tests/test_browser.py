@@ -23,12 +23,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "01_forward_process.ipynb"  # its explorer (ScheduleExplorer) is the cheapest to run
-# chapters 3 and 5: the cells their explorer needs (setup, data or model, the explorer), by cell id, and
+# lessons 3 and 5b: the cells their explorer needs (setup, data or model, the explorer), by cell id, and
 # the explorer's main control; running the whole chapter in the browser would add minutes to CI, and
 # nbval already runs every cell
 EXPLORER_CELLS = {
-    "03_ddim.ipynb": (("212b0f5b", "32006783", "e85e4d97"), ("slider", "eta", "0.50")),
-    "05_score_sde.ipynb": (("acca0135", "e5a10037", "e2219ede"), ("dropdown", "sampler", "DDIM")),
+    "03_ddim.ipynb": (("212b0f5b", "e85e4d97"), ("slider", "eta", "0.50")),  # setup (with the model), explorer
+    "05b_score_sde_samplers.ipynb": (("f5b00001", "e5a10037", "e2219ede"), ("dropdown", "sampler", "DDIM")),
 }
 DECK_CHAPTER = "03_ddim.ipynb"  # its saved widget state holds the EtaExplorer's default view
 TOKEN = "diffnotes-browser-test"
