@@ -5,11 +5,17 @@ from mutation_harness import Mutant
 
 NB = "06_improved_ddpm"
 SETUP = "4e32b1bf"
-COSINE = (SETUP, "700056ac", "575c5b44", "8e68ae6d", "4d7ecc8a")  # table checks_cosine; SymPy series; code vs eq. 17
-VARIANCE = (SETUP, "70fb4b24", "481c647c", "e9a7bfbd")         # table checks_variance; v = -1, 0, 1, random v; |v| > 1
-HYBRID = (SETUP, "a4dd08ab", "a43824a2", "2097af18")           # hybrid loss against the formulas by hand
-IMPORTANCE = (SETUP, "cd2fe2f4", "e8616314", "c6a20019", "128bd42b")  # table; LossAwareSampler: exact, Monte Carlo
-FEW_STEPS = (SETUP, "9547c0a0", "0c94095d", "d6e3af45")  # the mixture; the spread-ratio table; its claims
+COSINE = (SETUP, "eb40b340", "575c5b44")  # table checks_cosine; SymPy series and the code against it
+VARIANCE = (SETUP, "481c647c")            # table checks_variance; v = -1, 0, 1 and random v in [-1, 1]
+HYBRID_LESSON = (SETUP, "a4dd08ab")       # the hybrid loss's gradients, with autograd
+IMPORTANCE = (SETUP, "cd2fe2f4", "e8616314", "128bd42b")  # table; LossAwareSampler: exact, Monte Carlo
+# the longer verification of sections 1, 2, 3 and 5 lives in the chapter's appendix notebook
+NB_APP = "appendix/06_improved_ddpm_appendix"
+SETUP_APP = "a6a00001"
+COSINE_APP = (SETUP_APP, "75e29fa6", "4d7ecc8a")      # table; moved pixels; the code against eq. 17, the clip
+VARIANCE_APP = (SETUP_APP, "70fb4b24", "e9a7bfbd")    # table checks_variance; |v| > 1
+HYBRID = (SETUP_APP, "a6a00005", "a43824a2", "2097af18")  # hybrid loss against the formulas by hand
+FEW_STEPS = (SETUP_APP, "a6a00007", "0c94095d", "d6e3af45")  # the mixture; the spread-ratio table; its claims
 
 
 def _cosine_no_offset(f):
@@ -89,6 +95,16 @@ def _hybrid_lambda(f):
     return hybrid_loss
 
 
+def _hybrid_no_stop_gradient(f):
+    def hybrid_loss(eps_hat, v, eps, x_0, x_t, t, schedule, lambda_vlb=0.001):
+        out = f(eps_hat, v, eps, x_0, x_t, t, schedule, lambda_vlb)
+        leak = (eps_hat - eps_hat.detach()).flatten(1).mean(1)  # zero in value, but the gradient reaches eps_hat
+        out["l_vlb"] = out["l_vlb"] + leak
+        out["loss"] = out["loss"] + lambda_vlb * leak
+        return out
+    return hybrid_loss
+
+
 def _vlb_term_nats(f):
     def vlb_term(*args, **kw):
         return f(*args, **kw) * math.log(2)  # nats per dimension reported as bits
@@ -117,24 +133,26 @@ def _ddpm_variances_swapped(f):
 MUTANTS = [
     Mutant("ch6 cosine_schedule: offset s ignored", NB, COSINE, "schedules.cosine_schedule", _cosine_no_offset),
     Mutant("ch6 cosine_schedule: T+1 in f(t)", NB, COSINE, "schedules.cosine_schedule", _cosine_T_plus_1),
-    Mutant("ch6 cosine_schedule: clip at 0.99", NB, COSINE, "schedules.cosine_schedule", _cosine_clip_099),
+    Mutant("ch6 cosine_schedule: clip at 0.99", NB_APP, COSINE_APP, "schedules.cosine_schedule", _cosine_clip_099),
     Mutant("ch6 learned_log_variance: weight v, not (v+1)/2", NB, VARIANCE, "losses.learned_log_variance",
            _llv_weight_is_v),
     Mutant("ch6 learned_log_variance: linear, not log space", NB, VARIANCE, "losses.learned_log_variance",
            _llv_linear_space),
-    Mutant("ch6 learned_log_variance: v clamped to [-1, 1]", NB, VARIANCE, "losses.learned_log_variance",
+    Mutant("ch6 learned_log_variance: v clamped to [-1, 1]", NB_APP, VARIANCE_APP, "losses.learned_log_variance",
            _llv_clamped),
-    Mutant("ch6 normal_kl: the -1 dropped", NB, HYBRID, "losses.normal_kl", _kl_drop_minus_one),
-    Mutant("ch6 normal_kl: sign of the log ratio", NB, HYBRID, "losses.normal_kl", _kl_log_sign),
-    Mutant("ch6 discretized decoder: log-variance as log-std", NB, HYBRID,
+    Mutant("ch6 normal_kl: the -1 dropped", NB_APP, HYBRID, "losses.normal_kl", _kl_drop_minus_one),
+    Mutant("ch6 normal_kl: sign of the log ratio", NB_APP, HYBRID, "losses.normal_kl", _kl_log_sign),
+    Mutant("ch6 discretized decoder: log-variance as log-std", NB_APP, HYBRID,
            "losses.discretized_gaussian_log_likelihood", _decoder_sqrt_dropped),
-    Mutant("ch6 l_simple: square root added", NB, HYBRID, "losses.l_simple", _l_simple_sqrt),
-    Mutant("ch6 hybrid_loss: lambda x10", NB, HYBRID, "losses.hybrid_loss", _hybrid_lambda),
-    Mutant("ch6 vlb_term: nats, not bits", NB, HYBRID, "losses.vlb_term", _vlb_term_nats),
+    Mutant("ch6 l_simple: square root added", NB_APP, HYBRID, "losses.l_simple", _l_simple_sqrt),
+    Mutant("ch6 hybrid_loss: lambda x10", NB_APP, HYBRID, "losses.hybrid_loss", _hybrid_lambda),
+    Mutant("ch6 hybrid_loss: no stop-gradient on the mean", NB, HYBRID_LESSON, "losses.hybrid_loss",
+           _hybrid_no_stop_gradient, "the lesson's autograd check: d L_vlb / d eps_hat must be exactly zero"),
+    Mutant("ch6 vlb_term: nats, not bits", NB_APP, HYBRID, "losses.vlb_term", _vlb_term_nats),
     Mutant("ch6 importance_weights: 1/p_t, not 1/(T p_t)", NB, IMPORTANCE, "losses.importance_weights",
            _importance_weights_no_T),
     Mutant("ch6 importance_probs: no square root", NB, IMPORTANCE, "losses.importance_probs",
            _importance_probs_no_sqrt),
-    Mutant("ch6 sample_ddpm: beta and beta_tilde swapped", NB, FEW_STEPS, "samplers.sample_ddpm",
+    Mutant("ch6 sample_ddpm: beta and beta_tilde swapped", NB_APP, FEW_STEPS, "samplers.sample_ddpm",
            _ddpm_variances_swapped, "the spread-ratio claims of section 5 (between the bounds; 5 linear steps)"),
 ]
