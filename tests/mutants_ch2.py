@@ -7,7 +7,11 @@ from mutation_harness import Mutant
 
 NB = "02_ddpm"
 SETUP = "7a8e124b"
-POSTERIOR = (SETUP, "19ace5ee", "2af54007")  # derive the posterior, check the package against it
+POSTERIOR = (SETUP, "19ace5ee")  # derive the posterior, check the package against it (lesson section 1)
+# the checks that verify rather than teach live in the chapter's appendix notebook
+NB_APP = "appendix/02_ddpm_appendix"
+APP_SETUP = "a2a00001"  # the lesson's imports and schedules, and the section tables
+APP_POSTERIOR = (APP_SETUP, "419053ba", "af360a09", "49824711")  # Gaussian conditioning and the Monte Carlo fits
 
 
 def _ct_without_sqrt(f):
@@ -60,10 +64,19 @@ MUTANTS = [
            "forward.posterior_mean_coefs", _c0_index_shift, "c_0 = sqrt(ab_t) beta / (1-ab_t)"),
     Mutant("ch2 posterior_variance: beta instead of beta_tilde", NB, POSTERIOR,
            "forward.posterior_variance", _variance_is_beta, "posterior_variance returns beta_t"),
-    Mutant("ch2 x0_from_eps: divides by alpha_bar", NB, (SETUP, "321a474b", "e3354b39", "529e5b5e"),
+    # the same three, caught by the appendix's second and third routes (Gaussian conditioning, Monte Carlo)
+    Mutant("ch2 appendix posterior_mean_coefs: c_t with (1-beta)", NB_APP, APP_POSTERIOR,
+           "forward.posterior_mean_coefs", _ct_without_sqrt, "c_t = (1-beta)(1-ab_prev)/(1-ab)"),
+    Mutant("ch2 appendix posterior_mean_coefs: c_0 with alpha_bar_t", NB_APP, APP_POSTERIOR,
+           "forward.posterior_mean_coefs", _c0_index_shift, "c_0 = sqrt(ab_t) beta / (1-ab_t)"),
+    Mutant("ch2 appendix posterior_variance: beta instead of beta_tilde", NB_APP, APP_POSTERIOR,
+           "forward.posterior_variance", _variance_is_beta, "posterior_variance returns beta_t"),
+    Mutant("ch2 x0_from_eps: divides by alpha_bar", NB_APP, (APP_SETUP, "e3354b39", "529e5b5e"),
            "forward.x0_from_eps", _x0_from_eps_without_sqrt, "x0_from_eps divides by ab instead of sqrt(ab)"),
-    Mutant("ch2 sample_ddpm: the two variances swapped", NB, (SETUP, "72daa0ca", "d4a247a6", "8f51d3a6", "e4c7a1f9", "d1b7e3a5"),
+    Mutant("ch2 sample_ddpm: the two variances swapped", NB_APP, (APP_SETUP, "d4a247a6", "8f51d3a6", "e4c7a1f9", "d1b7e3a5"),
            "samplers._ddpm_update", _ddpm_variances_swapped, "DDPM step uses beta for beta_tilde and back"),
-    Mutant("ch2 decoder_nll: std 1.5x too large", NB, (SETUP, "a4b04257", "eb09d3b6", "a7feaed7"),
+    Mutant("ch2 appendix sample_ddpm: variances swapped, against Algorithm 2 written out", NB_APP, (APP_SETUP, "26a5cc3f"),
+           "samplers._ddpm_update", _ddpm_variances_swapped, "DDPM step uses beta for beta_tilde and back"),
+    Mutant("ch2 decoder_nll: std 1.5x too large", NB_APP, (APP_SETUP, "eb09d3b6", "a7feaed7"),
            "losses.decoder_nll", _decoder_scale, "discretised decoder with a wrong scale"),
 ]
