@@ -4,18 +4,17 @@ import torch
 from mutation_harness import Mutant
 
 NB = "03_ddim"
-SETUP = ("212b0f5b", "c798db1e")   # imports, then the display and table helpers (show_aligned, proved, formula_row)
-MODEL = "32006783"
-D_KM = "d96b62bb"
-D_SIGMA = "d335ac7e"               # also creates section 2's check table
-MARGINALS = "a8886496"             # section 1's first cell: creates its check table
-TAU = "5356826a"                   # section 4's first cell: creates its check table (needs D_KM)
-MIXTURE = "446afb7b"               # the 2-D mixture oracle of section 4
-# section 3: c_t, gamma_t (and gamma_fn), the 1-D data, the fits, the oracle's optimum, and Theorem 1 measured
-# (J against L_gamma for nine models)
-THEOREM_1 = ("a8cc3346", "b01bd618", "4ef5a92c", "64394939", "8176bdc2", "1d3b65e3", "f208cf2f",
-             "bea8338b")
-
+# the lesson: its setup (imports, helpers, the shipped model) and the cells that hold the derivations
+SETUP = ("212b0f5b",)
+MARGINALS = "a8886496"             # section 1: the derivation of (k, m), d_km, and section 1's check table
+D_SIGMA = "d335ac7e"               # section 2: eq. 16, sigma^2 = beta_tilde, ddim_sigma checked numerically
+# the appendix: the same setup, then the lesson's derivation objects (d_km, d_sigma, gamma_t, covariances) and
+# one check table per part
+NB_APP = "appendix/03_ddim_appendix"
+A_SETUP = ("a3a00002", "a3a00004")
+A_MIXTURE = "a3a00011"             # the 2-D mixture oracle of part 4
+# part 3: the 1-D data, the fits, the oracle's optimum, and Theorem 1 measured (J against L_gamma, nine models)
+THEOREM_1 = ("4ef5a92c", "64394939", "8176bdc2", "1d3b65e3", "f208cf2f", "bea8338b")
 
 def _f64(v):
     return torch.as_tensor(v, dtype=torch.float64)
@@ -98,31 +97,31 @@ def _slerp_weights_swapped(f):
 
 
 MUTANTS = [
-    Mutant("ch3 ddim_sigma: (1-ab_prev)/(1-ab) not square-rooted", NB, (*SETUP, D_SIGMA, "4b4553a8"),
+    Mutant("ch3 ddim_sigma: (1-ab_prev)/(1-ab) not square-rooted", NB, (*SETUP, D_SIGMA),
            "samplers.ddim_sigma", _sigma_without_outer_sqrt, "ddim_sigma with (1-abp)/(1-ab) outside the root"),
-    Mutant("ch3 ddim_sigma: eta squared", NB, (*SETUP, D_SIGMA, "4b4553a8"),
+    Mutant("ch3 ddim_sigma: eta squared", NB, (*SETUP, D_SIGMA),
            "samplers.ddim_sigma", _sigma_eta_squared, "ddim_sigma proportional to eta^2"),
-    Mutant("ch3 ddim_step: direction term forgets sigma^2", NB, (*SETUP, MARGINALS, D_KM, "74c01a9d"),
+    Mutant("ch3 ddim_step: direction term forgets sigma^2", NB, (*SETUP, MARGINALS, "74c01a9d"),
            "samplers.ddim_step", _ddim_step(room_with_sigma=False),
            "sqrt(1-abp) eps_hat instead of sqrt(1-abp-sigma^2)"),
-    Mutant("ch3 ddim_step: x0 weight abar_prev without sqrt", NB, (*SETUP, MARGINALS, D_KM, "74c01a9d"),
+    Mutant("ch3 ddim_step: x0 weight abar_prev without sqrt", NB, (*SETUP, MARGINALS, "74c01a9d"),
            "samplers.ddim_step", _ddim_step(x0_sqrt=False), "abp x0_hat instead of sqrt(abp) x0_hat"),
-    Mutant("ch3 ddim_step on a random tau: direction term forgets sigma^2", NB, (*SETUP, D_KM, TAU, "aeefeede"),
+    Mutant("ch3 ddim_step on a random tau: direction term forgets sigma^2", NB_APP, (*A_SETUP, "aeefeede"),
            "samplers.ddim_step", _ddim_step(room_with_sigma=False), "the exact random-tau check must catch it"),
-    Mutant("ch3 sample_ddim: half the noise", NB, (*SETUP, MODEL, D_SIGMA, "6767466c"),
+    Mutant("ch3 sample_ddim: half the noise", NB_APP, (*A_SETUP, "6767466c"),
            "samplers._ddim_update", _ddim_update_half_noise, "DDIM update adds sigma/2 z"),
-    Mutant("ch3 ddpm_step: beta instead of beta_tilde", NB, (*SETUP, MODEL, D_SIGMA, "6767466c"),
+    Mutant("ch3 ddpm_step: beta instead of beta_tilde", NB_APP, (*A_SETUP, "6767466c"),
            "samplers.ddpm_step", _ddpm_step_beta, "ddpm_step ignores variance='beta_tilde'"),
-    Mutant("ch3 respace: betas 1 - abar instead of ratios", NB, (*SETUP, D_KM, TAU, MIXTURE, "902a026d"),
+    Mutant("ch3 respace: betas 1 - abar instead of ratios", NB_APP, (*A_SETUP, A_MIXTURE, "902a026d"),
            "schedules.respace", _respace_without_ratio, "respaced betas without the ratio of alpha_bars"),
-    Mutant("ch3 eps_from_x0: sign flipped (perfect model on random tau)", NB, (*SETUP, D_KM, TAU, "aeefeede"),
+    Mutant("ch3 eps_from_x0: sign flipped (perfect model on random tau)", NB_APP, (*A_SETUP, "aeefeede"),
            "forward.eps_from_x0", _eps_from_x0_sign, "the perfect model's noise with the wrong sign"),
-    Mutant("ch3 ddim_step: half the noise (Theorem 1 measured: J = L_gamma + C)", NB, (*SETUP, D_KM, *THEOREM_1),
+    Mutant("ch3 ddim_step: half the noise (Theorem 1 measured: J = L_gamma + C)", NB_APP, (*A_SETUP, *THEOREM_1),
            "samplers._ddim_update", _ddim_update_half_noise, "x_{t-1} drawn with sigma/2: J - L_gamma is no longer C"),
     Mutant("ch3 gaussian_expectation: noise variance 2 (one eps for both draws, 000_*.txt)", NB,
            (*SETUP, MARGINALS), "derive.gaussian_expectation", _expectation_variance_two,
            "E[eps^2] = 2: the one-eps variance is no longer (m sqrt(1-abar_t) + sigma)^2"),
-    Mutant("ch3 slerp: weights swapped (the note's cos/sin formula on orthogonal pairs)", NB,
-           (*SETUP, "9fea0c40", "ca3e3967"), "samplers.slerp", _slerp_weights_swapped,
+    Mutant("ch3 slerp: weights swapped (the note's cos/sin formula on orthogonal pairs)", NB_APP,
+           (*A_SETUP, "ca3e3967"), "samplers.slerp", _slerp_weights_swapped,
            "slerp(x0, x1, 1 - alpha): the midpoint checks pass, the comparison with z0 cos + z1 sin must not"),
 ]
