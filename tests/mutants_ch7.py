@@ -4,15 +4,16 @@ import numpy as np
 from mutation_harness import Mutant
 
 NB = "07_evaluation"
-SETUP = ("083e5bdf", "806ef46b")   # imports, then the helpers show_aligned and proved
-# fid.frechet_distance against closed forms (1-D and commuting 2-D, non-commuting 2-D, 64-D); 0ba5b234 creates
-# section 1's check table
-FRECHET = (*SETUP, "0ba5b234", "f087c334", "67141724", "4f4e4007")
-# mean FD of two same-Gaussian samples against 2d/N + d(d+1)/(2(N-1)); 53576582 creates section 3's table,
-# e9f10b33 simulates, f6fa22c7 checks feature_statistics, 344a85ab checks the prediction
-BIAS = (*SETUP, "53576582", "e9f10b33", "f6fa22c7", "344a85ab")
-# fid.resize_bilinear_tf1 against the TF1 rule by hand; 65171c96 creates section 2's table
-RESIZE = (*SETUP, "65171c96", "ab85bd0e", "0e9b9953")
+SETUP = ("a7a00001",)   # the appendix's setup: imports, the helper show_aligned, one CheckTable per part
+# the checks of the code against closed forms, the resize by hand and the Monte-Carlo table live in the appendix
+NB_APP = "appendix/07_evaluation_appendix"
+# fid.frechet_distance against closed forms (1-D and commuting 2-D, non-commuting 2-D, 64-D)
+FRECHET = (*SETUP, "f087c334", "67141724", "4f4e4007")
+# mean FD of two same-Gaussian samples against 2d/N + d(d+1)/(2(N-1)): a7a00007 simulates (as the lesson's
+# e9f10b33), f6fa22c7 checks feature_statistics, 344a85ab checks the prediction
+BIAS = (*SETUP, "a7a00007", "f6fa22c7", "344a85ab")
+# fid.resize_bilinear_tf1 against the TF1 rule by hand
+RESIZE = (*SETUP, "ab85bd0e", "0e9b9953")
 
 
 def _fd_sqrt_dropped(f):
@@ -65,10 +66,10 @@ def _resize_half_pixel(f):
 
 
 MUTANTS = [
-    Mutant("ch7 frechet_distance: sqrt dropped", NB, FRECHET, "fid.frechet_distance", _fd_sqrt_dropped),
-    Mutant("ch7 frechet_distance: sign of the mean term", NB, FRECHET, "fid.frechet_distance", _fd_mean_sign),
-    Mutant("ch7 frechet_distance: cross term factor 1", NB, FRECHET, "fid.frechet_distance", _fd_cross_factor),
-    Mutant("ch7 trace_sqrt_product(eigh): no sqrt", NB, FRECHET, "fid.trace_sqrt_product", _trace_eigh_no_sqrt),
-    Mutant("ch7 feature_statistics: biased covariance", NB, BIAS, "fid.feature_statistics", _stats_biased_cov),
-    Mutant("ch7 resize_bilinear_tf1: half-pixel centres", NB, RESIZE, "fid.resize_bilinear_tf1", _resize_half_pixel),
+    Mutant("ch7 frechet_distance: sqrt dropped", NB_APP, FRECHET, "fid.frechet_distance", _fd_sqrt_dropped),
+    Mutant("ch7 frechet_distance: sign of the mean term", NB_APP, FRECHET, "fid.frechet_distance", _fd_mean_sign),
+    Mutant("ch7 frechet_distance: cross term factor 1", NB_APP, FRECHET, "fid.frechet_distance", _fd_cross_factor),
+    Mutant("ch7 trace_sqrt_product(eigh): no sqrt", NB_APP, FRECHET, "fid.trace_sqrt_product", _trace_eigh_no_sqrt),
+    Mutant("ch7 feature_statistics: biased covariance", NB_APP, BIAS, "fid.feature_statistics", _stats_biased_cov),
+    Mutant("ch7 resize_bilinear_tf1: half-pixel centres", NB_APP, RESIZE, "fid.resize_bilinear_tf1", _resize_half_pixel),
 ]
