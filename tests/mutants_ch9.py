@@ -6,15 +6,17 @@ import torch
 from mutation_harness import Mutant
 
 NB = "09_fast_samplers"
-SETUP = ("c9a00003", "c9a00005")
+APP = "appendix/09_fast_samplers_appendix"                             # measurements and Monte-Carlo checks
+SETUP = ("c9a00003",)
 DDIM_EQ = SETUP + ("c9a00013",)                                        # exp. integrator == ddim_step
 TWO_M = SETUP + ("c9a00011", "c9a00013", "c9a00021", "c9a00025")       # 2M weights vs SymPy
-HEUN_NFE = TWO_M + ("c9a00033",)                                       # Heun's Euler part, NFE = 2S - 1
-ORDERS = SETUP + ("c9a00013", "c9a00041", "c9a00045")                  # fitted orders on the oracle
-ANALYTIC = SETUP + ("c9a00013", "c9a00053")                            # sigma*^2 and Gamma vs the oracle
-MARGINAL = SETUP + ("c9a00013", "c9a00055", "c9a00057")                # Analytic-DPM keeps the marginal
-GRIDS = SETUP + ("c9a00061", "518c768d", "7684a71a", "4ac5208b")       # the two grids on the shipped model
-CAP = SETUP + ("c9a00061", "c9a00065", "c9a00069", "c07aa550", "c170746a", "b509eea6")  # the 2-bin cap's FID
+HEUN_NFE = TWO_M + ("c9a00031",)                                       # Heun's Euler part, NFE = 2S - 1
+ORDERS = SETUP + ("c9a00013", "c9a00041")                              # fitted orders on the oracle
+MARGINAL = SETUP + ("c9a00013", "c9a00055")                            # Analytic-DPM keeps the marginal
+APP_SETUP = ("a9a00001",)
+ANALYTIC = APP_SETUP + ("c9a00053",)                                   # sigma*^2 and Gamma vs the oracle (appendix)
+GRIDS = APP_SETUP + ("a9a00005", "518c768d", "7684a71a", "4ac5208b")   # the two grids on the shipped model (appendix)
+CAP = APP_SETUP + ("a9a00005", "c9a00065", "a9a00009", "c07aa550", "c170746a", "b509eea6")  # the 2-bin cap's FID
 
 
 def _no_limit_at_data(f):
@@ -98,13 +100,13 @@ MUTANTS = [
            _weight_one_over_r),
     Mutant("ch9 heun_step: corrector uses one slope", NB, ORDERS, "fast_samplers.heun_step", _corrector_slope_only),
     Mutant("ch9 heun_step: no correction", NB, HEUN_NFE, "fast_samplers.heun_step", _no_correction),
-    Mutant("ch9 analytic_dpm_variance: lambda^2 dropped", NB, ANALYTIC, "fast_samplers.analytic_dpm_variance",
+    Mutant("ch9 analytic_dpm_variance: lambda^2 dropped", APP, ANALYTIC, "fast_samplers.analytic_dpm_variance",
            _variance_without_lambda2),
-    Mutant("ch9 estimate_gamma: no 1/d", NB, ANALYTIC, "fast_samplers.estimate_gamma", _gamma_without_d),
+    Mutant("ch9 estimate_gamma: no 1/d", APP, ANALYTIC, "fast_samplers.estimate_gamma", _gamma_without_d),
     Mutant("ch9 analytic_dpm_step: beta_tilde variance", NB, MARGINAL, "fast_samplers.analytic_dpm_step",
            _step_with_beta_tilde),
-    Mutant("ch9 sample_ddim_exp: every other timestep (Heun no longer the worst on rho = 7)", NB, GRIDS,
+    Mutant("ch9 sample_ddim_exp: every other timestep (Heun no longer the worst on rho = 7)", APP, GRIDS,
            "fast_samplers.sample_ddim_exp", _ddim_every_other_step),
-    Mutant("ch9 fid_half_gap: doubled (the cap no longer loses to beta_tilde by more than the noise)", NB, CAP,
+    Mutant("ch9 fid_half_gap: doubled (the cap no longer loses to beta_tilde by more than the noise)", APP, CAP,
            "course.fid_half_gap", _half_gap_doubled),
 ]
