@@ -9,7 +9,8 @@ TILT = SETUP + ("c8000011",)                      # tilted_gaussian against the 
 ORACLE = SETUP + ("c8000020",)                    # p(y|x_t), its gradient, Bayes for scores
 W0 = SETUP + ("c8000020", "c8000021")                       # w = 0 recovers the conditional model
 EQUAL = SETUP + ("c8000020", "c8000021", "c8000022")          # equal variances: CFG samples the tilt
-CLF = SETUP + ("c8000030", "c8000032")            # accuracy by t: here against the shipped figures
+APP = "appendix/08_guidance_appendix"             # measurements checked against their noise
+CLF = ("a8a00001", "c8000030", "c8000032")        # accuracy by t: here against the shipped figures (appendix)
 CG = SETUP + ("c8000030", "c8000033", "c8000034")  # classifier guidance on the shipped model: accuracy up with s
 
 
@@ -109,7 +110,7 @@ MUTANTS = [
     Mutant("ch8 LabelledOracle: grad log p(y|x_t) off by 1/sigma", NB, ORACLE, "guidance.LabelledOracle",
            _grad_posterior_scale),
     Mutant("ch8 cfg_model: w = 0 gives the unconditional model", NB, W0, "guidance.cfg_model", _cfg_model_w0_uncond),
-    Mutant("ch8 accuracy_by_t: t read as T-1-t", NB, CLF, "classifier.accuracy_by_t", _accuracy_t_reversed),
+    Mutant("ch8 accuracy_by_t: t read as T-1-t", APP, CLF, "classifier.accuracy_by_t", _accuracy_t_reversed),
     Mutant("ch8 GaussianMixture: components paired with the next mean (only the independent densities see it)", NB,
            ORACLE, "oracles.GaussianMixture", _components_shifted),
     Mutant("ch8 ddpm_step: noise scaled by sigma_t^2 (the exact chain rows)", NB, W0, "samplers.ddpm_step",
