@@ -65,6 +65,24 @@ def _resize_half_pixel(f):
     return resize_bilinear_tf1
 
 
+# the lesson's two claims on the recorded FID rows (note 003's "DDIM needs only 5-20 steps, slightly worse")
+RECORDED = ("083e5bdf", "09432df7")
+
+
+def _recorded_fid(replace):
+    """``course.measurements`` whose FID rows have ``replace`` = {row: row whose FID it takes}."""
+    def mutate(f):
+        def measurements(kind="fid", name=None):
+            out = f(kind, name)
+            if kind == "fid" and out is not None:
+                out = {**out, "rows": {k: dict(v) for k, v in out["rows"].items()}}
+                for row, source in replace.items():
+                    out["rows"][row]["fid"] = out["rows"][source]["fid"]
+            return out
+        return measurements
+    return mutate
+
+
 MUTANTS = [
     Mutant("ch7 frechet_distance: sqrt dropped", NB_APP, FRECHET, "fid.frechet_distance", _fd_sqrt_dropped),
     Mutant("ch7 frechet_distance: sign of the mean term", NB_APP, FRECHET, "fid.frechet_distance", _fd_mean_sign),
@@ -72,4 +90,8 @@ MUTANTS = [
     Mutant("ch7 trace_sqrt_product(eigh): no sqrt", NB_APP, FRECHET, "fid.trace_sqrt_product", _trace_eigh_no_sqrt),
     Mutant("ch7 feature_statistics: biased covariance", NB_APP, BIAS, "fid.feature_statistics", _stats_biased_cov),
     Mutant("ch7 resize_bilinear_tf1: half-pixel centres", NB_APP, RESIZE, "fid.resize_bilinear_tf1", _resize_half_pixel),
+    Mutant("ch7 recorded FID: DDIM-5 read as DDIM-20", NB, RECORDED, "course.measurements",
+           _recorded_fid({"ddim_5": "ddim_20"})),
+    Mutant("ch7 recorded FID: DDIM-20 read as DDIM-10", NB, RECORDED, "course.measurements",
+           _recorded_fid({"ddim_20": "ddim_10"})),
 ]
