@@ -22,6 +22,9 @@ function                              what it teaches                           
                                       probability-flow trajectory, with its exact solution
 :func:`guidance_field`                unconditional, class and classifier-free-guided score        8
                                       fields on a labelled Gaussian mixture
+:func:`frechet_picture`               what FID measures, in 2-D: two point clouds, their fitted    7
+                                      Gaussians, and the distance split into a mean term and a
+                                      covariance term
 ====================================  ==========================================================  ========
 
 The figures are built on ``matplotlib.figure.Figure`` directly (not pyplot), so making one has no
@@ -36,7 +39,8 @@ import torch
 
 from ._checks import check_finite, check_int, check_range
 
-__all__ = ["Schematic", "forward_reverse_chain", "ddim_graph", "ode_step_comparison", "guidance_field"]
+__all__ = ["Schematic", "forward_reverse_chain", "ddim_graph", "ode_step_comparison", "guidance_field",
+           "frechet_picture"]
 
 # colours: forward (fixed) process, reverse (learned) process, faded, accent
 _FWD = "#1f5fa8"
@@ -711,3 +715,146 @@ def guidance_field(mixture=None, y: int = 0, w: float = 3.0, *, alpha: float = 0
     alt += ". Each panel has its own arrow scale, given by its key."
     return Schematic(fig, alt, {"points": P, "unconditional": s_u.numpy(), "conditional": s_c.numpy(),
                                 "guided": guided.numpy(), "extent": extent, "length_ratio": ratio})
+
+
+# --------------------------------------------------------------------------- lesson 7
+def _check_gaussian_2d(name: str, mean, cov):
+    m = torch.as_tensor(mean, dtype=torch.float64).flatten()
+    c = torch.as_tensor(cov, dtype=torch.float64)
+    if m.numel() != 2:
+        raise ValueError(f"{name} mean must be a point in the plane (2 numbers), got {m.tolist()}")
+    if tuple(c.shape) != (2, 2):
+        raise ValueError(f"{name} covariance must be a 2 x 2 matrix, got shape {tuple(c.shape)}")
+    check_finite(f"{name} mean", m)
+    check_finite(f"{name} covariance", c)
+    if not torch.allclose(c, c.T, rtol=0.0, atol=1e-12 * max(1.0, float(c.abs().max()))):
+        raise ValueError(f"{name} covariance must be symmetric, got {c.tolist()}")
+    if float(torch.linalg.eigvalsh(c).min()) <= 0.0:
+        raise ValueError(f"{name} covariance must be positive definite, got {c.tolist()}")
+    return m, c
+
+
+def _ellipse_2sigma(mean: np.ndarray, cov: np.ndarray):
+    """(width, height, angle in degrees) of the ellipse {x: (x-mean)^T cov^-1 (x-mean) = 4}."""
+    w, v = np.linalg.eigh(cov)
+    angle = math.degrees(math.atan2(v[1, 1], v[0, 1]))  # direction of the larger axis
+    return 2 * 2 * math.sqrt(w[1]), 2 * 2 * math.sqrt(w[0]), angle
+
+
+def frechet_picture(mean_real=(0.0, 0.0), cov_real=((1.0, 0.5), (0.5, 0.6)), mean_gen=(1.1, 0.5),
+                    cov_gen=((0.25, -0.1), (-0.1, 1.6)), *, n: int = 300, seed: int = 0) -> Schematic:
+    r"""What FID measures, drawn in 2-D: two clouds of features, their fitted Gaussians, and the distance.
+
+    Draws ``n`` points from :math:`N(\mu_\text{real}, \Sigma_\text{real})` (standing for the
+    features of real images) and ``n`` from :math:`N(\mu_\text{gen}, \Sigma_\text{gen})` (features
+    of generated images), with a fixed ``torch.Generator`` in float64. From each cloud it fits a
+    Gaussian as FID does (sample mean :math:`\mu_i`, unbiased sample covariance :math:`S_i`, by
+    :func:`diffnotes.fid.feature_statistics`) and draws its mean and its 2-sigma ellipse
+    :math:`\{x: (x-\mu_i)^\top S_i^{-1}(x-\mu_i) = 4\}`. The Fréchet distance of the two fitted
+    Gaussians is stated split in two:
+
+    .. math::
+
+        d^2 = \underbrace{\lVert\mu_1-\mu_2\rVert^2}_{\text{mean term}}
+            + \underbrace{\operatorname{tr}\big(S_1 + S_2 - 2(S_1S_2)^{1/2}\big)}_{\text{covariance term}},
+
+    the total by :func:`diffnotes.fid.frechet_distance` and the covariance term as the distance of
+    the two fitted Gaussians moved onto a common mean (the same function with :math:`\mu_2 = \mu_1`).
+    It teaches that FID sees only a mean and a covariance per set: a shift of the cloud and a change
+    of its shape both cost. Lesson 7.
+
+    Parameters
+    ----------
+    mean_real, cov_real, mean_gen, cov_gen
+        The two Gaussians the clouds are drawn from (2-vectors, symmetric positive-definite 2 x 2).
+    n : int
+        Points per cloud, 10 to 20 000.
+    seed : int
+        Seed of the generator that draws both clouds.
+
+    Returns
+    -------
+    Schematic
+        ``(fig, alt)``; ``data`` holds the clouds ``real`` and ``generated`` (``[n, 2]``), their
+        statistics ``mu_real``, ``S_real``, ``mu_gen``, ``S_gen``, and ``mean_term``, ``cov_term``
+        and ``fid`` (``fid = mean_term + cov_term`` up to round-off).
+    """
+    from . import fid as _fid
+
+    m1, c1 = _check_gaussian_2d("real", mean_real, cov_real)
+    m2, c2 = _check_gaussian_2d("generated", mean_gen, cov_gen)
+    n = check_int("n", n, 10, 20_000)
+    seed = check_int("seed", seed, 0)
+    g = torch.Generator().manual_seed(seed)
+    real = m1 + torch.randn(n, 2, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(c1).T
+    gen = m2 + torch.randn(n, 2, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(c2).T
+    mu1, S1 = _fid.feature_statistics(real.numpy())
+    mu2, S2 = _fid.feature_statistics(gen.numpy())
+    mean_term = float(np.sum((mu1 - mu2) ** 2))
+    cov_term = _fid.frechet_distance(mu1, S1, mu1, S2)  # same mean: only the covariance term is left
+    total = _fid.frechet_distance(mu1, S1, mu2, S2)
+
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Ellipse, FancyArrowPatch
+
+    R, G = real.numpy(), gen.numpy()
+    ells = [_ellipse_2sigma(mu1, S1), _ellipse_2sigma(mu2, S2)]
+    pts = np.concatenate([R, G])
+    lo, hi = pts.min(0), pts.max(0)
+    pad = 0.08 * float((hi - lo).max())
+    lo, hi = lo - pad, hi + pad
+    span = hi - lo
+    ax_w = 5.4  # inches for the clouds; the text column to their right is 4.6 inches
+    ax_h = ax_w * span[1] / span[0]
+    fig_h = max(ax_h + 0.6, 4.4)
+    fig = Figure(figsize=(ax_w + 4.8, fig_h), dpi=100)
+    ax = fig.add_axes([0.1 / (ax_w + 4.8), 0.1 / fig_h, ax_w / (ax_w + 4.8), ax_h / fig_h])
+    ax.set_aspect("equal")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_color("#cccccc")
+    for P, mu, (w, h, ang), color, who in ((R, mu1, ells[0], _FWD, "real"), (G, mu2, ells[1], _REV, "generated")):
+        ax.plot(P[:, 0], P[:, 1], "o", ms=2.6, alpha=0.35, color=color, gid=f"points_{who}",
+                label=f"features of {who} images")
+        ax.add_patch(Ellipse(tuple(mu), w, h, angle=ang, fill=False, lw=2.2, color=color,
+                             gid=f"ellipse_{who}", zorder=4))
+        ax.plot(*mu, marker="X", ms=12, color=color, mec="white", mew=1.2, ls="none", gid=f"mean_{who}",
+                zorder=5)
+    ax.add_patch(FancyArrowPatch(tuple(mu1), tuple(mu2), arrowstyle="<|-|>", mutation_scale=14, color=_INK,
+                                 lw=1.8, shrinkA=6, shrinkB=6, gid="mean_gap", zorder=6))
+    ax.legend(loc="upper left", fontsize=9.5, framealpha=0.9, edgecolor="none", markerscale=2.5)
+    ax.set_title("the Gaussians FID fits: mean (cross) and 2-sigma ellipse", fontsize=10.5)
+
+    share = 100.0 * mean_term / total if total > 0 else float("nan")
+    lines = [
+        (r"$d^2 = \Vert\mu_1-\mu_2\Vert^2 + \mathrm{tr}\,(S_1+S_2-2(S_1S_2)^{1/2})$", _INK, 12),
+        ("", _INK, 6),
+        ("mean term (the black arrow, squared)", _INK, 10.5),
+        (rf"$\Vert\mu_1-\mu_2\Vert^2 = {mean_term:.2f}$", _INK, 13),
+        ("", _INK, 6),
+        ("covariance term (the ellipses' shapes)", _INK, 10.5),
+        (rf"$\mathrm{{tr}}\,(S_1+S_2-2(S_1S_2)^{{1/2}}) = {cov_term:.2f}$", _INK, 13),
+        ("", _INK, 6),
+        (rf"Fréchet distance $d^2 = {total:.2f}$", _INK, 13),
+        (f"({share:.0f} % from the means, {100 - share:.0f} % from the shapes)", "#555555", 10.5),
+        ("", _INK, 6),
+        (f"{n} points per cloud; statistics as FID", "#777777", 9.5),
+        ("computes them (sample mean, unbiased S)", "#777777", 9.5),
+    ]
+    x_text = (ax_w + 0.35) / (ax_w + 4.8)
+    y = 1.0 - 0.5 / fig_h
+    for text, color, size in lines:  # one line per entry, spaced in inches so the column fits any height
+        if text:
+            fig.text(x_text, y, text, ha="left", va="top", fontsize=size, color=color, gid="fd_text")
+        y -= (1.9 * size / 72 if text else 0.12) / fig_h
+    alt = (f"Two clouds of {n} points in the plane: features of real images (blue) and of generated images "
+           f"(red), each with the Gaussian FID fits to it drawn as its mean (a cross) and its 2-sigma ellipse. "
+           f"The means are ({mu1[0]:.2f}, {mu1[1]:.2f}) and ({mu2[0]:.2f}, {mu2[1]:.2f}), joined by an arrow. "
+           f"The Fréchet distance d^2 = {total:.2f} splits into the mean term |mu_1 - mu_2|^2 = {mean_term:.2f} "
+           f"and the covariance term tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)) = {cov_term:.2f}, "
+           f"{share:.0f} % and {100 - share:.0f} % of it.")
+    return Schematic(fig, alt, {"real": R, "generated": G, "mu_real": mu1, "S_real": S1, "mu_gen": mu2,
+                                "S_gen": S2, "mean_term": mean_term, "cov_term": cov_term, "fid": total})

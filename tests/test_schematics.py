@@ -46,7 +46,8 @@ def _no_text_overlap(fig):
 
 
 def _all():
-    return [S.forward_reverse_chain(), S.ddim_graph(), S.ode_step_comparison(), S.guidance_field()]
+    return [S.forward_reverse_chain(), S.ddim_graph(), S.ode_step_comparison(), S.guidance_field(),
+            S.frechet_picture()]
 
 
 # --------------------------------------------------------------------------- common contract
@@ -64,7 +65,7 @@ def test_every_schematic_is_a_figure_with_alt_text_for_show_figure(monkeypatch):
         assert isinstance(alt, str) and len(alt.split()) >= 25
         assert _render(fig)[:8] == b"\x89PNG\r\n\x1a\n"
         course.show_figure(*s)
-    assert len(shown) == 4
+    assert len(shown) == len(_all())
     for (bundle, kw), s in zip(shown, _all()):
         assert bundle["text/plain"] == f"[figure] {s.alt}"
         assert kw["metadata"]["image/png"]["alt"] == s.alt
@@ -336,3 +337,82 @@ def test_guidance_field_rejects_bad_input():
     mix3 = GaussianMixture([0.5, 0.5], [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]], [torch.eye(3, dtype=F64)] * 2)
     with pytest.raises(ValueError, match="2-D"):
         S.guidance_field(mix3)
+
+
+# --------------------------------------------------------------------------- Fréchet picture (lesson 7)
+def _cov_term_by_scipy(S1, S2):
+    from scipy.linalg import sqrtm
+
+    root = sqrtm(S1 @ S2)
+    return float(np.trace(S1) + np.trace(S2) - 2.0 * np.real(np.trace(root)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"mean_gen": (0.0, 0.0), "cov_gen": ((1.0, 0.5), (0.5, 0.6)), "seed": 3},
+                                {"mean_gen": (-2.0, 1.0), "cov_gen": ((2.0, 0.0), (0.0, 0.1)), "n": 50}])
+def test_frechet_picture_terms_add_up_to_fid_and_ellipses_sit_on_the_sample_means(kw):
+    from matplotlib.patches import Ellipse
+
+    from diffnotes import fid
+
+    s = S.frechet_picture(**kw)
+    d = s.data
+    n = kw.get("n", 300)
+    assert d["real"].shape == d["generated"].shape == (n, 2)
+    # the statistics are the sample ones, computed here with numpy
+    for cloud, mu, cov in ((d["real"], d["mu_real"], d["S_real"]), (d["generated"], d["mu_gen"], d["S_gen"])):
+        np.testing.assert_allclose(mu, cloud.mean(0), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(cov, np.cov(cloud, rowvar=False), rtol=1e-12, atol=1e-14)
+    diff = d["mu_real"] - d["mu_gen"]
+    assert d["mean_term"] == pytest.approx(float(diff @ diff), rel=1e-12)
+    assert d["cov_term"] == pytest.approx(_cov_term_by_scipy(d["S_real"], d["S_gen"]), rel=1e-9, abs=1e-12)
+    total = fid.frechet_distance(d["mu_real"], d["S_real"], d["mu_gen"], d["S_gen"])
+    assert d["fid"] == pytest.approx(total, rel=1e-12)
+    assert d["mean_term"] + d["cov_term"] == pytest.approx(total, rel=1e-9, abs=1e-12)
+    # the drawn ellipses: centred on the sample means, axes 2 sigma along the covariance's eigenvectors
+    ax = s.fig.axes[0]
+    for who, mu, cov in (("real", d["mu_real"], d["S_real"]), ("generated", d["mu_gen"], d["S_gen"])):
+        (e,) = [p for p in ax.patches if isinstance(p, Ellipse) and p.get_gid() == f"ellipse_{who}"]
+        np.testing.assert_allclose(e.center, mu, rtol=0, atol=1e-12)
+        big, small = sorted(np.linalg.eigvalsh(cov))[::-1]
+        assert e.width == pytest.approx(4 * np.sqrt(big)) and e.height == pytest.approx(4 * np.sqrt(small))
+        # a point on the drawn boundary has Mahalanobis distance 2
+        a = np.radians(e.angle)
+        u = np.array([np.cos(a), np.sin(a)]) * e.width / 2
+        v = np.array([-np.sin(a), np.cos(a)]) * e.height / 2
+        for pt in (u, v):
+            assert float(pt @ np.linalg.solve(cov, pt)) == pytest.approx(4.0, rel=1e-9)
+        (m,) = [ln for ln in ax.lines if ln.get_gid() == f"mean_{who}"]
+        np.testing.assert_allclose(np.ravel(m.get_xydata()), mu, atol=1e-12)
+    # the numbers stated in the figure and the alt text are the computed ones
+    texts = " ".join(t.get_text() for t in s.fig.texts)
+    assert f"{d['mean_term']:.2f}" in texts and f"{d['cov_term']:.2f}" in texts and f"{d['fid']:.2f}" in texts
+    assert f"= {d['mean_term']:.2f}" in s.alt and f"= {d['cov_term']:.2f}" in s.alt and f"d^2 = {d['fid']:.2f}" in s.alt
+    _no_text_overlap(s.fig)
+
+
+def test_frechet_picture_equal_gaussians_have_a_small_distance_and_the_seed_fixes_the_clouds():
+    same = S.frechet_picture(mean_gen=(0.0, 0.0), cov_gen=((1.0, 0.5), (0.5, 0.6)), n=5000)
+    # both clouds from one Gaussian: only sampling noise is left (about 2 d / n = 0.0008 here)
+    assert 0 <= same.data["fid"] < 0.01
+    a, b, c = S.frechet_picture(seed=1), S.frechet_picture(seed=1), S.frechet_picture(seed=2)
+    np.testing.assert_array_equal(a.data["real"], b.data["real"])
+    assert not np.array_equal(a.data["real"], c.data["real"])
+    # a pure shift costs only the mean term
+    shift = S.frechet_picture(mean_gen=(3.0, 0.0), cov_gen=((1.0, 0.5), (0.5, 0.6)), n=5000)
+    assert shift.data["mean_term"] == pytest.approx(9.0, rel=0.05)
+    assert shift.data["cov_term"] < 0.01
+
+
+@pytest.mark.parametrize("kw", [
+    {"mean_real": (0.0, 0.0, 0.0)},
+    {"mean_gen": (float("nan"), 0.0)},
+    {"cov_real": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))},
+    {"cov_gen": ((1.0, 0.3), (0.2, 1.0))},            # not symmetric
+    {"cov_gen": ((1.0, 2.0), (2.0, 1.0))},            # indefinite
+    {"cov_real": ((0.0, 0.0), (0.0, 1.0))},           # singular
+    {"cov_real": ((float("inf"), 0.0), (0.0, 1.0))},
+    {"n": 5}, {"n": 2.5}, {"n": 10**6}, {"seed": -1},
+])
+def test_frechet_picture_rejects_bad_input(kw):
+    with pytest.raises(ValueError):
+        S.frechet_picture(**kw)
