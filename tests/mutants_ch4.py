@@ -6,15 +6,15 @@ from mutation_harness import Mutant
 NB = "04_buggy_ddim"
 # setup (with the 2-D Gaussian oracle), the note's code as written, and the switchable step/loop with package_step
 BASE = ("384c11af", "d3b3ef6e", "e8f9a0b1")
-GUARD = BASE + ("40dd9a37",)                                   # note_loop(fixed=SLIPS) == samplers.sample_ddim
+GUARD = BASE + ("sch04a", "40dd9a37")                                 # note_loop(fixed=SLIPS) == samplers.sample_ddim
 SYMPY = ("384c11af", "dbae30e9")                              # c1, mean, variance, the eta == 0 branch
 MC_STEP = BASE + ("dbae30e9", "3aaa1fd2", "374aa9c7", "717e3cca")   # one-step Monte Carlo vs SymPy
 EXACT = BASE + ("f5d6001b",)                                   # exact propagation, the variants, the single-point chains
 # the checklist table; a sign flip of the direction term keeps every marginal, only "eta = 1 is DDPM" sees it
 CHECKLIST = EXACT + ("dbae30e9", "3aaa1fd2", "374aa9c7", "7048ab12")
 DRIFT = EXACT + ("a0e0e0e8",)                                  # the single point: on target, below it, undefined
-FRECHET = EXACT + ("2805fc55", "3b9b41cb")                     # which slip moves the output law (two-sided checks)
-SAMPLES = EXACT + ("ce2bea60", "491083d3")                     # final samples on the mixture and the five points
+FRECHET = EXACT + ("2805fc55",)                     # which slip moves the output law (two-sided checks)
+SAMPLES = EXACT + ("ce2bea60",)                     # final samples on the mixture and the five points
 # the shipped model lives in the chapter's appendix, which repeats the setup, the note's code, note_step and the variants
 NB_APP = "appendix/04_buggy_ddim_appendix"
 CIFAR = ("a4a00001", "a4a00003", "a4a00004", "a4a00006", "664dd42c", "9f0a1b2d", "ce1776ac", "0a1b2c3e")   # guards, variants, claims
