@@ -88,6 +88,9 @@ def run_sources(notebook: str, sources: list[str], *, target: str | None = None,
     import torch
 
     os.environ["DIFFNOTES_FAST"] = "1"
+    # The chapters' checks hold with the network in bf16 or float32 (make test's nbval runs float32, which is
+    # slower); the mutation runs compare no stored output, so they take the default, bf16 where the CPU has it.
+    bf16_setting = os.environ.pop("DIFFNOTES_BF16", None)
     sources = ["\n".join(l for l in s.splitlines() if not l.lstrip().startswith(("%", "!"))) for s in sources]
     ns: dict = {"__name__": "__chapter__"}
     show, threads = plt.show, torch.get_num_threads()
@@ -103,6 +106,8 @@ def run_sources(notebook: str, sources: list[str], *, target: str | None = None,
         plt.close("all")
         os.chdir(cwd)
         torch.set_num_threads(threads)
+        if bf16_setting is not None:
+            os.environ["DIFFNOTES_BF16"] = bf16_setting
     return ns
 
 
