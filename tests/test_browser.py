@@ -174,6 +174,14 @@ def test_chapter_explorer_and_live_slide(chromium, lab):
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] >> text=Error")
     assert errors.count() == 0, errors.first.inner_text()
 
+    # a section's checks show as one line that opens into its table (course.CheckTable.show)
+    summary = page.locator(".jp-OutputArea summary", has_text="checks passed").first
+    summary.scroll_into_view_if_needed(timeout=30_000)
+    table = summary.locator("xpath=..").locator("table")
+    assert not table.is_visible(), "the check table is open before the reader asks for it"
+    summary.click()
+    table.wait_for(state="visible", timeout=10_000)
+
     # move the explorer's main control (t) through its readout; the figure must change
     seconds = _set_slider(page, "700")
     print(f"\n{CHAPTER}: t -> 700, figure redrawn in the browser {seconds:.2f} s after the key press")
