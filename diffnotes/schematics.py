@@ -150,6 +150,17 @@ def _join(words) -> str:
 
 
 # --------------------------------------------------------------------------- lessons 1-2
+def _bare_axes(ax, lo, hi) -> None:
+    """Equal-aspect axes on the box [lo, hi] with no ticks and light grey spines (a diagram, not a plot)."""
+    ax.set_aspect("equal")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_color("#cccccc")
+
+
 def forward_reverse_chain(T_shown: int | None = None, *, T: int | None = None, steps=None,
                           images=None) -> Schematic:
     r"""The diffusion chain: the forward process :math:`q` one way, the reverse process :math:`p_\theta` the other.
@@ -501,13 +512,7 @@ def ode_step_comparison(*, n_steps: int = 1, t_end: float = 0.8, x_start=(2.0, 0
     span = hi - lo
     fig = Figure(figsize=(7.2, 7.2 * span[1] / span[0] + 0.5), dpi=100)
     ax = fig.subplots()
-    ax.set_aspect("equal")
-    ax.set_xlim(lo[0], hi[0])
-    ax.set_ylim(lo[1], hi[1])
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for side in ax.spines.values():
-        side.set_color("#cccccc")
+    _bare_axes(ax, lo, hi)
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 13), np.linspace(lo[1], hi[1], 13))
     G = np.stack([gx.ravel(), gy.ravel()], 1) @ A.numpy().T
     ax.quiver(gx.ravel(), gy.ravel(), G[:, 0], G[:, 1], color="#d5d5d5", angles="xy", width=0.003, gid="field")
@@ -809,13 +814,7 @@ def frechet_picture(mean_real=(0.0, 0.0), cov_real=((1.0, 0.5), (0.5, 0.6)), mea
     fig_h = max(ax_h + 0.6, 4.4)
     fig = Figure(figsize=(ax_w + 4.8, fig_h), dpi=100)
     ax = fig.add_axes([0.1 / (ax_w + 4.8), 0.1 / fig_h, ax_w / (ax_w + 4.8), ax_h / fig_h])
-    ax.set_aspect("equal")
-    ax.set_xlim(lo[0], hi[0])
-    ax.set_ylim(lo[1], hi[1])
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for side in ax.spines.values():
-        side.set_color("#cccccc")
+    _bare_axes(ax, lo, hi)
     for P, mu, (w, h, ang), color, who in ((R, mu1, ells[0], _FWD, "real"), (G, mu2, ells[1], _REV, "generated")):
         ax.plot(P[:, 0], P[:, 1], "o", ms=2.6, alpha=0.35, color=color, gid=f"points_{who}",
                 label=f"features of {who} images")
