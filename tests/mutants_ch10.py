@@ -73,33 +73,26 @@ def _marginal_sigma_sqrt_t(f):
     return marginal_velocity
 
 
-def _euler_velocity_at_next_time(f):
-    def sample_euler(model, x, timesteps, *, callback=None, progress=False):
-        ts = torch.as_tensor(timesteps, dtype=torch.float64)
-        for i in range(len(ts) - 1):
-            t, s = float(ts[i]), float(ts[i + 1])
-            t_eval = s if s > 0 else t  # the velocity at the end of the step
-            v = model(x, torch.full((x.shape[0],), t_eval, dtype=x.dtype))
-            x_next = x + (s - t) * v
-            if callback is not None:
-                callback(dict(i=i, t=t, t_next=s, x=x, v=v, x0_hat=x - t * v, x_next=x_next))
-            x = x_next
-        return x
-    return sample_euler
+def _broken_euler(velocity_time, step_factor):
+    """An Euler loop for dx/dt = v that evaluates v at ``velocity_time(t, s)`` and moves ``step_factor``
+    of the step (the correct loop: ``t`` and 1)."""
+    def mutate(f):
+        def sample_euler(model, x, timesteps, *, callback=None, progress=False):
+            ts = torch.as_tensor(timesteps, dtype=torch.float64)
+            for i in range(len(ts) - 1):
+                t, s = float(ts[i]), float(ts[i + 1])
+                v = model(x, torch.full((x.shape[0],), velocity_time(t, s), dtype=x.dtype))
+                x_next = x + step_factor * (s - t) * v
+                if callback is not None:
+                    callback(dict(i=i, t=t, t_next=s, x=x, v=v, x0_hat=x - t * v, x_next=x_next))
+                x = x_next
+            return x
+        return sample_euler
+    return mutate
 
 
-def _euler_half_step(f):
-    def sample_euler(model, x, timesteps, *, callback=None, progress=False):
-        ts = torch.as_tensor(timesteps, dtype=torch.float64)
-        for i in range(len(ts) - 1):
-            t, s = float(ts[i]), float(ts[i + 1])
-            v = model(x, torch.full((x.shape[0],), t, dtype=x.dtype))
-            x_next = x + 0.5 * (s - t) * v  # half the step
-            if callback is not None:
-                callback(dict(i=i, t=t, t_next=s, x=x, v=v, x0_hat=x - t * v, x_next=x_next))
-            x = x_next
-        return x
-    return sample_euler
+_euler_velocity_at_next_time = _broken_euler(lambda t, s: s if s > 0 else t, 1.0)  # the velocity at the step's end
+_euler_half_step = _broken_euler(lambda t, s: t, 0.5)                                # half the step
 
 
 def _heun_without_correction(f):
