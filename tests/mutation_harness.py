@@ -54,7 +54,7 @@ def _cell_sources(notebook: str, cell_ids) -> list[str]:
             if c["cell_type"] != "code":
                 raise ValueError(f"{path.name} cell {c.get('id')} is {c['cell_type']}, not code")
             src = "".join(c["source"])
-            out.append("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
+            out.append(src)  # IPython magics are dropped by run_sources
     return out
 
 
