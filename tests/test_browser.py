@@ -234,7 +234,12 @@ def test_explorer_answers_in_the_browser(chromium, lab, chapter):
     assert errors.count() == 0, errors.first.inner_text()
     seconds = _set_slider(page, value, label) if kind == "slider" else _choose(page, value, label)
     print(f"\n{chapter}: {label} -> {value}, figure redrawn in the browser {seconds:.2f} s after the change")
-    message = page.locator(".jp-OutputArea .widget-html:visible").last.inner_text()
+    # the status line says "computing ..." until the kernel has answered: wait for its verdict (60 s at most)
+    status, deadline = page.locator(".jp-OutputArea .widget-html:visible").last, time.monotonic() + 60
+    message = status.inner_text()
+    while "computing" in message and time.monotonic() < deadline:
+        time.sleep(0.25)
+        message = status.inner_text()
     assert "computed in" in message or "from the cache" in message, message
     assert not _errors(messages), "browser console errors in JupyterLab:\n" + "\n".join(messages)
     context.close()
