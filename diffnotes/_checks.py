@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from ._util import batch_t
+
 
 def _show(value) -> str:
     if isinstance(value, torch.Tensor):
@@ -94,3 +96,22 @@ def check_same_shape(name: str, value: torch.Tensor, ref_name: str, ref: torch.T
         raise ValueError(
             f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(value.shape)}"
         )
+
+
+def check_choice(name: str, value, allowed) -> None:
+    """Raise unless ``value`` is one of ``allowed`` (an option given by name)."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def check_t(t, x: torch.Tensor, T: int) -> torch.Tensor:
+    """``t`` (int or LongTensor [B]) as a CPU LongTensor [B] with values in [0, T-1]."""
+    t = torch.as_tensor(t)
+    if t.dtype.is_floating_point or t.dtype == torch.bool:
+        raise ValueError(f"t must hold integer timestep indices, got dtype {t.dtype}")
+    t = batch_t(t, x).cpu()
+    if t.ndim != 1 or t.shape[0] != x.shape[0]:
+        raise ValueError(f"t must be an int or a tensor of shape [B] with B={x.shape[0]}, got shape {tuple(t.shape)}")
+    if bool((t < 0).any()) or bool((t >= T).any()):
+        raise ValueError(f"t must lie in [0, {T - 1}] for a schedule with T={T}, got {_show(t)}")
+    return t

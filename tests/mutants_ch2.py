@@ -78,5 +78,5 @@ MUTANTS = [
     Mutant("ch2 appendix sample_ddpm: variances swapped, against Algorithm 2 written out", NB_APP, (APP_SETUP, "26a5cc3f"),
            "samplers._ddpm_update", _ddpm_variances_swapped, "DDPM step uses beta for beta_tilde and back"),
     Mutant("ch2 decoder_nll: std 1.5x too large", NB_APP, (APP_SETUP, "eb09d3b6", "a7feaed7"),
-           "losses.decoder_nll", _decoder_scale, "discretised decoder with a wrong scale"),
+           "likelihood.decoder_nll", _decoder_scale, "discretised decoder with a wrong scale"),
 ]

@@ -328,14 +328,14 @@ def _respaced_point_set(steps=10, n=4000):
 
 
 def test_vlb_takes_a_variance_per_step_and_analytic_dpm_lowers_the_bound():
-    """losses.vlb with sigma^2 given per step: the fixed choices' values give their bounds exactly; and
+    """likelihood.vlb with sigma^2 given per step: the fixed choices' values give their bounds exactly; and
     Analytic-DPM's sigma*^2 (Bao et al. 2022, Theorem 1: with the exact Gamma it minimises each KL term
     over sigma^2, the mean fixed) gives a lower bound than beta and beta_tilde on the same x_t draws."""
-    from diffnotes import losses as L
+    from diffnotes import likelihood as L
 
     data, sch, model, x0 = _respaced_point_set()
     bt = sch.beta_tilde.clone()
-    bt[0] = bt[1]  # the decoder's variance of the fixed choices (see losses._log_variance_bounds)
+    bt[0] = bt[1]  # the decoder's variance of the fixed choices (see likelihood.fixed_log_variances)
     beta = sch.betas.clone()
     beta[0] = bt[1]
 

@@ -1,7 +1,7 @@
 """Analytic-DPM's effect on the variational bound of the shipped model: bits/dim of test images.
 
 For K respaced steps (uniform_timesteps) the bound of the K-step chain is evaluated by
-`diffnotes.losses.vlb` on the respaced schedule with three reverse variances: DDPM's beta_tilde and
+`diffnotes.likelihood.vlb` on the respaced schedule with three reverse variances: DDPM's beta_tilde and
 beta, and Analytic-DPM's sigma*^2 (fast_samplers.analytic_dpm_variance, with Gamma estimated by
 course.training_gamma: the first 1 000 training images, as in scripts/model_card/fid_rows.py). The decoder step (onto the 8-bit data) uses the fixed choices' variance in all three, so the
 difference comes from the steps n >= 2, where Bao et al. 2022's Theorem 1 applies. The network runs in
@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from diffnotes import course, data, losses  # noqa: E402
+from diffnotes import course, data, likelihood  # noqa: E402
 from diffnotes import fast_samplers as F  # noqa: E402
 from diffnotes.schedules import respace, uniform_timesteps  # noqa: E402
 from diffnotes.train import DEFAULT_MODEL, pretrained  # noqa: E402
@@ -70,15 +70,15 @@ def main():
         ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
         star = F.analytic_dpm_variance(ab, ab_prev, gamma)
         decoder = sch.beta_tilde[1] if sch.T > 1 else sch.betas[0]
-        star[0] = decoder  # the fixed choices' decoder variance (losses._log_variance_bounds)
+        star[0] = decoder  # the fixed choices' decoder variance (likelihood.fixed_log_variances)
         totals = {"beta_tilde": [], "beta": [], "analytic": []}
         for start in range(0, args.n, args.batch_size):
             x0 = x_test[start:start + args.batch_size]
             memo = _Memo(lambda x, t: model(x.float(), t).double())
             for name, variance in (("beta_tilde", "beta_tilde"), ("beta", "beta"), ("analytic", star)):
                 with torch.no_grad():
-                    r = losses.vlb(memo, x0, schedule=sch, variance=variance,
-                                   generator=torch.Generator().manual_seed(10_000 + start))
+                    r = likelihood.vlb(memo, x0, schedule=sch, variance=variance,
+                                       generator=torch.Generator().manual_seed(10_000 + start))
                 totals[name].append(r["total"])
         row = {"steps": K, "n": args.n, "timesteps": [int(t) for t in ts], "gamma": gamma.tolist(),
                "variance_analytic": star.tolist(), "seconds": round(time.perf_counter() - t0, 1)}
