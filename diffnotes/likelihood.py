@@ -39,7 +39,6 @@ from .forward import posterior_mean, posterior_variance, q_sample, x0_from_eps
 
 __all__ = [
     "normal_kl",
-    "approx_standard_normal_cdf",
     "discretized_gaussian_log_likelihood",
     "prior_kl",
     "posterior_kl",
@@ -131,20 +130,6 @@ def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
     except RuntimeError:
         shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in zip(names, (m1, lv1, m2, lv2)))
         raise ValueError(f"normal_kl arguments must broadcast against each other, got shapes {shapes}") from None
-
-
-def approx_standard_normal_cdf(x: torch.Tensor) -> torch.Tensor:
-    r"""A fast approximation of the standard normal CDF :math:`\Phi(x)`.
-
-    .. math:: \Phi(x) \approx \tfrac12\left(1 + \tanh\!\left(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\right)\right)
-
-    Page 1977 (the tanh approximation also behind the GELU of Hendrycks & Gimpel 2016, sec. 2); the
-    original DDPM and improved-DDPM code compute their discretised decoder with it. Its absolute
-    error is below :math:`2\cdot 10^{-4}` everywhere, but its relative error in the tails is
-    large, so :func:`discretized_gaussian_log_likelihood` uses the exact :math:`\Phi` instead.
-    Kept for comparison with those numbers (no chapter uses it).
-    """
-    return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
 def _log1mexp(d: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Tests for diffnotes.data: CIFAR-10 reading/downloading (on fake files), the loader, toy sets.
+"""Tests for diffnotes.data: CIFAR-10 reading/downloading (on fake files), the loader, eight_gaussians.
 
 No network and no CIFAR-10: batch files are tiny fakes written to tmp_path, and downloads are
 served by a local HTTP server on 127.0.0.1 (with HTTP Range support that can be switched off).
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from diffnotes import data
 from diffnotes.oracles import GaussianMixture
 
-N_PER_BATCH = 6  # images per fake batch file
+from conftest import FAKE_CIFAR_PER_BATCH as N_PER_BATCH, fake_cifar_row as _row, make_fake_cifar
 
 
 def _close(a, b, rtol=1e-7, atol=1e-12):
@@ -35,28 +35,8 @@ def _close(a, b, rtol=1e-7, atol=1e-12):
 
 
 # ---------------------------------------------------------------------------------------------
-# fake cifar-10-batches-py
+# fake cifar-10-batches-py (make_fake_cifar, in conftest.py)
 # ---------------------------------------------------------------------------------------------
-def _row(k: int) -> np.ndarray:
-    """Row k (global image index) of the fake data: byte b holds (b + 7k) % 256."""
-    return ((np.arange(3072) + 7 * k) % 256).astype(np.uint8)
-
-
-def make_fake_cifar(parent, *, names=None, n=N_PER_BATCH, protocol=2):
-    folder = parent / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    names = names or [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for b, name in enumerate(names):
-        ks = range(b * n, (b + 1) * n)
-        d = {"batch_label": name, "data": np.stack([_row(k) for k in ks]),
-             "labels": [k % 10 for k in ks], "filenames": [f"{k}.png" for k in ks]}
-        with open(folder / name, "wb") as f:
-            pickle.dump(d, f, protocol=protocol)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": list(data.CIFAR10_CLASSES)}, f)
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """No test sees the user's cache or CIFAR-10, and none may reach the network."""
@@ -541,55 +521,8 @@ def test_loader_iteration_protocol_and_drop_last():
 
 
 # ---------------------------------------------------------------------------------------------
-# 2-D toy sets
+# the 2-D oracle of chapter 2
 # ---------------------------------------------------------------------------------------------
-def test_two_moons_geometry_and_balance():
-    n = 4000
-    x, lab = data.two_moons(n, noise=0.0, generator=torch.Generator().manual_seed(0), return_labels=True)
-    assert x.shape == (n, 2) and x.dtype == torch.float64
-    up, lo = x[lab == 0], x[lab == 1]
-    _close((up + torch.tensor([0.5, 0.25])).norm(dim=1), torch.ones(len(up), dtype=torch.float64))
-    _close((lo - torch.tensor([0.5, 0.25])).norm(dim=1), torch.ones(len(lo), dtype=torch.float64))
-    assert (up[:, 1] >= -0.25 - 1e-12).all() and (lo[:, 1] <= 0.25 + 1e-12).all()
-    # moon label ~ Bernoulli(1/2): SE = sqrt(n/4); mean 0 by symmetry, per-coordinate std <= 1.2,
-    # so the sample mean has SE <= 1.2/sqrt(n) = 0.019; allow 4 SE
-    assert abs(len(up) - n / 2) < 4 * math.sqrt(n / 4)
-    assert x.mean(0).abs().max() < 4 * 1.2 / math.sqrt(n)
-
-
-def test_swiss_roll_lies_on_its_spiral():
-    x = data.swiss_roll(500, noise=0.0, generator=torch.Generator().manual_seed(1))
-    s = 5 * x.norm(dim=1)  # radius is s / 5
-    assert (s >= 1.5 * math.pi - 1e-9).all() and (s <= 4.5 * math.pi + 1e-9).all()
-    ang = torch.atan2(x[:, 1], x[:, 0])
-    d = torch.remainder(ang - s, 2 * math.pi)
-    assert torch.minimum(d, 2 * math.pi - d).max() < 1e-9
-
-
-def test_checkerboard_support_and_uniform_cells():
-    n = 8000
-    x = data.checkerboard(n, generator=torch.Generator().manual_seed(2))
-    assert x.min() >= -2 and x.max() <= 2
-    cell = torch.floor(x + 2).long()  # side 1 for the default 4x4 board
-    assert ((cell[:, 0] + cell[:, 1]) % 2 == 0).all()
-    counts = torch.bincount(cell[:, 0] * 4 + cell[:, 1], minlength=16)
-    dark = counts[counts > 0]
-    assert len(dark) == 8
-    # each count ~ Binomial(n, 1/8): SE = sqrt(n * 1/8 * 7/8) = 29.6; allow 4 SE
-    assert (dark - n / 8).abs().max() < 4 * math.sqrt(n * 7 / 64)
-
-
-def test_toy_sets_are_reproducible_and_validate():
-    for f in (data.two_moons, data.swiss_roll, data.checkerboard):
-        a = f(10, generator=torch.Generator().manual_seed(5))
-        b = f(10, generator=torch.Generator().manual_seed(5))
-        assert torch.equal(a, b)
-        with pytest.raises(ValueError, match="n must be an integer"):
-            f(0)
-    with pytest.raises(ValueError, match="noise must lie in"):
-        data.two_moons(5, noise=-0.1)
-
-
 def test_eight_gaussians_is_an_exact_oracle():
     gm = data.eight_gaussians(radius=2.0, std=0.1)
     assert isinstance(gm, GaussianMixture)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffnotes import data, fid
+
+from conftest import TinyInception
 
 
 def _close(a, b, rtol=1e-7, atol=1e-12):
@@ -237,23 +238,8 @@ def test_inception_input_range_and_size():
         fid.inception_input(u, resize="bicubic")
 
 
-class _TinyNet(torch.nn.Module):
-    """A stand-in for Inception: [B, 3, 299, 299] -> [B, dim], a fixed function of 4x4 region means."""
-
-    def __init__(self, dim=fid.FEATURE_DIM):
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.register_buffer("w", torch.randn(48, dim, generator=g) / 7)
-
-    def forward(self, x):
-        assert x.shape[1:] == (3, 299, 299)
-        assert float(x.min()) >= -1.0 - 1e-6 and float(x.max()) <= 127 / 128 + 1e-6
-        p = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)  # [B, 48]
-        return torch.relu(p @ self.w)
-
-
 def test_features_pipeline_with_a_tiny_network():
-    net = _TinyNet()
+    net = TinyInception()
     u = torch.randint(0, 256, (7, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     f = fid.inception_features(u, model=net, batch_size=3, progress=False)
     assert f.shape == (7, 2048) and f.dtype == np.float64
@@ -264,17 +250,6 @@ def test_features_pipeline_with_a_tiny_network():
     np.testing.assert_array_equal(ff, one)
     with pytest.raises(ValueError, match=r"images must be uint8 \[N, 3, H, W\]"):
         fid.inception_features(u[:, :1], model=net, progress=False)
-
-
-@pytest.fixture
-def tiny_extractor(tmp_path, monkeypatch):
-    """A TorchScript file of _TinyNet, used as the 'Inception' file through $DIFFNOTES_INCEPTION."""
-    path = tmp_path / "tiny.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script, torch >= 2.10
-        torch.jit.script(_TinyNet(dim=64)).save(str(path))  # 64 features keep the algebra fast
-    monkeypatch.setenv("DIFFNOTES_INCEPTION", str(path))
-    return path
 
 
 def test_reference_statistics_cache_and_compute_fid(tmp_path, tiny_extractor, monkeypatch):
