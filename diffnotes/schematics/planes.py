@@ -1,35 +1,5 @@
-r"""Schematic diagrams: the pictures a lecturer draws on the board, drawn by tested functions.
-
-Each public function returns a :class:`Schematic`, a pair ``(fig, alt)`` of a matplotlib
-``Figure`` and its alternative text, so that a chapter shows it with
-
-    course.show_figure(*schematics.ddim_graph(T=6, tau=(6, 4, 2, 0)))
-
-``alt`` is written from the arguments (how many nodes, which steps are skipped, how far each
-solver lands from the exact end point), so it stays true when the arguments change. The numbers a
-figure is drawn from are in ``Schematic.data``, and every drawn node and arrow carries a ``gid``
-(``"node"``, ``"forward"``, ``"reverse"``, ...), so tests can count what is drawn.
-
-====================================  ==========================================================  ========
-function                              what it teaches                                             lessons
-====================================  ==========================================================  ========
-:func:`forward_reverse_chain`         the fixed forward chain :math:`q` and the learned reverse    1, 2
-                                      chain :math:`p_\theta` on the same nodes
-:func:`ddim_graph`                    DDPM's Markov graph, DDIM's non-Markovian graph (every       3
-                                      :math:`x_{t-1}` also hangs on :math:`x_0`), sampling that
-                                      skips steps along a subsequence :math:`\tau`
-:func:`ode_step_comparison`           one Euler step against one Heun step on a curved             5, 9
-                                      probability-flow trajectory, with its exact solution
-:func:`guidance_field`                unconditional, class and classifier-free-guided score        8
-                                      fields on a labelled Gaussian mixture
-:func:`frechet_picture`               what FID measures, in 2-D: two point clouds, their fitted    7
-                                      Gaussians, and the distance split into a mean term and a
-                                      covariance term
-====================================  ==========================================================  ========
-
-The figures are built on ``matplotlib.figure.Figure`` directly (not pyplot), so making one has no
-global side effect and works headless.
-"""
+"""Schematics on a plane: Euler against Heun on a curved trajectory (lessons 5, 9), guided score fields
+(lesson 8) and what FID measures in 2-D (lesson 7)."""
 from __future__ import annotations
 
 import math
@@ -37,376 +7,10 @@ import math
 import numpy as np
 import torch
 
-from ._checks import check_finite, check_int, check_range
+from .._checks import check_finite, check_int, check_range
+from .base import FWD, GREEN, INK, REV, Schematic, bare_axes
 
-__all__ = ["Schematic", "forward_reverse_chain", "ddim_graph", "ode_step_comparison", "guidance_field",
-           "frechet_picture"]
-
-# colours: forward (fixed) process, reverse (learned) process, faded, accent
-_FWD = "#1f5fa8"
-_REV = "#c0392b"
-_FADE = "#b0b0b0"
-_INK = "#222222"
-_GREEN = "#1e8449"
-
-
-class Schematic(tuple):
-    """``(fig, alt)``, with the numbers the figure was drawn from in :attr:`data`.
-
-    Unpacks like a pair (``fig, alt = schematic``; ``course.show_figure(*schematic)``).
-    """
-
-    def __new__(cls, fig, alt: str, data: dict):
-        self = super().__new__(cls, (fig, alt))
-        self.data = data
-        return self
-
-    @property
-    def fig(self):
-        """The matplotlib ``Figure``."""
-        return self[0]
-
-    @property
-    def alt(self) -> str:
-        """The alternative text: what the figure shows, written from its arguments."""
-        return self[1]
-
-
-# --------------------------------------------------------------------------- drawing helpers
-def _new_axes(width: float, height: float, nrows: int = 1):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    axes = fig.subplots(nrows, 1, squeeze=False)[:, 0]
-    for ax in axes:
-        ax.set_aspect("equal")
-        ax.axis("off")
-    return fig, list(axes)
-
-
-def _node(ax, xy, label, *, r=0.36, faded=False, fontsize=15, index=None):
-    """A node (circle) at ``xy``; faded nodes (steps skipped) have ``gid="skipped_node"``."""
-    from matplotlib.patches import Circle
-
-    edge = _FADE if faded else _INK
-    ax.add_patch(Circle(xy, r, facecolor="white", edgecolor=edge, lw=1.2 if faded else 1.8,
-                        ls="--" if faded else "-", gid="skipped_node" if faded else "node", zorder=3,
-                        label=None if index is None else str(index)))
-    ax.text(xy[0], xy[1], label, ha="center", va="center", fontsize=fontsize,
-            color=edge, zorder=4, gid="node_label")
-
-
-def _arrow(ax, start, end, *, color, gid, rad=0.0, r=0.36, ls="-", lw=1.8, shrink_extra=2.0, label=None):
-    """An arrow between two nodes of radius ``r``; ``label`` ("a->b", the node indices) names its ends."""
-    from matplotlib.patches import FancyArrowPatch
-
-    pts = r * _points_per_unit(ax) + shrink_extra
-    a = FancyArrowPatch(start, end, connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
-                        mutation_scale=16, color=color, lw=lw, ls=ls, shrinkA=pts, shrinkB=pts,
-                        gid=gid, zorder=2, label=label)
-    ax.add_patch(a)
-    return a
-
-
-def _points_per_unit(ax) -> float:
-    """Points per data unit on the x axis (the axes have equal aspect)."""
-    fig = ax.figure
-    x0, x1 = ax.get_xlim()
-    width_in = ax.get_position().width * fig.get_figwidth()
-    return 72 * width_in / (x1 - x0)
-
-
-def _fit_axes(fig, ax, xlim, ylim):
-    """Give ``ax`` the data limits and make the axes box match them (equal aspect, no slack)."""
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_position([0.0, 0.0, 1.0, 1.0])
-    w = xlim[1] - xlim[0]
-    h = ylim[1] - ylim[0]
-    fig.set_size_inches(fig.get_figwidth(), fig.get_figwidth() * h / w)
-
-
-def _x(k) -> str:
-    return rf"\mathbf{{x}}_{{{k}}}"
-
-
-def _as_images(images, n: int):
-    t = torch.as_tensor(images).detach().cpu()
-    if t.ndim != 4 or t.shape[0] != n or t.shape[1] not in (1, 3):
-        raise ValueError(f"images must have shape [{n}, 3, H, W] (one image per drawn node, T_shown={n}), "
-                         f"got {tuple(t.shape)}")
-    if t.dtype == torch.uint8:
-        return t.permute(0, 2, 3, 1).numpy()
-    check_finite("images", t.float())
-    t = ((t.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return t.permute(0, 2, 3, 1).numpy()
-
-
-def _join(words) -> str:
-    words = list(words)
-    if len(words) <= 2:
-        return " and ".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
-
-
-# --------------------------------------------------------------------------- lessons 1-2
-def _bare_axes(ax, lo, hi) -> None:
-    """Equal-aspect axes on the box [lo, hi] with no ticks and light grey spines (a diagram, not a plot)."""
-    ax.set_aspect("equal")
-    ax.set_xlim(lo[0], hi[0])
-    ax.set_ylim(lo[1], hi[1])
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for side in ax.spines.values():
-        side.set_color("#cccccc")
-
-
-def forward_reverse_chain(T_shown: int | None = None, *, T: int | None = None, steps=None,
-                          images=None) -> Schematic:
-    r"""The diffusion chain: the forward process :math:`q` one way, the reverse process :math:`p_\theta` the other.
-
-    Draws ``T_shown`` nodes, by default :math:`x_0, x_1, \dots, x_{T_\text{shown}-2}` and
-    :math:`x_T`, or the nodes :math:`x_s` for ``s`` in ``steps``. Between neighbouring nodes an arrow
-    to the right is one forward step :math:`q(x_t\mid x_{t-1}) = N(\sqrt{1-\beta_t}\,x_{t-1}, \beta_t I)`
-    (fixed, adds noise) and an arrow to the left one reverse step :math:`p_\theta(x_{t-1}\mid x_t)`
-    (learned, removes it). Where nodes are more than one step apart, dashed arrows and dots stand
-    for the steps left out. It teaches that both processes live on the same variables and that
-    sampling walks the chain backwards, one step at a time. Lessons 1 and 2.
-
-    Parameters
-    ----------
-    T_shown : int, optional
-        Number of nodes drawn, at least 2 (default 4, or ``len(steps)``).
-    T : int or None
-        Length of the chain. ``None`` (default) labels the last node :math:`x_T`; an integer labels
-        it with its index, and draws the last pair as one step when ``T == T_shown - 1``.
-    steps : sequence of int, optional
-        The steps drawn instead, strictly increasing from 0, for example ``(0, 100, 300, 1000)``
-        to show an image noised to those steps.
-    images : tensor ``[T_shown, 3, H, W]`` in [-1, 1] (or uint8), optional
-        One picture per drawn node (for example one image noised to each step), shown under it.
-
-    Returns
-    -------
-    Schematic
-        ``(fig, alt)``; ``data`` holds ``labels`` (the node indices as strings), ``gaps`` (for each
-        neighbouring pair, whether steps are left out between them) and ``n_forward``/``n_reverse``
-        (arrows drawn each way).
-
-    Examples
-    --------
-    A CIFAR-10 image ``x0`` (``[1, 3, 32, 32]`` in [-1, 1]) noised along the linear schedule ``sch``::
-
-        ts = (0, 100, 300, 999)
-        imgs = torch.cat([x0] + [forward.q_sample(x0, sch.alpha_bar[t]) for t in ts[1:]])
-        course.show_figure(*schematics.forward_reverse_chain(steps=ts, images=imgs))
-    """
-    if steps is not None:
-        try:
-            st = [check_int("steps", v, 0) for v in steps]
-        except (TypeError, ValueError):
-            raise ValueError(f"steps must be a sequence of integers, got {steps!r}") from None
-        if len(st) < 2 or st[0] != 0 or any(b <= a for a, b in zip(st, st[1:])):
-            raise ValueError(f"steps must be at least two strictly increasing integers starting at 0, got {st}")
-        if T_shown is not None and check_int("T_shown", T_shown, 2) != len(st):
-            raise ValueError(f"T_shown={T_shown} does not match the {len(st)} entries of steps")
-        if T is not None and T != st[-1]:
-            raise ValueError(f"T={T} does not match the last entry of steps ({st[-1]})")
-        T_shown = len(st)
-        idx = [str(s) for s in st]
-        gaps = [b - a > 1 for a, b in zip(st, st[1:])]
-    else:
-        T_shown = check_int("T_shown", 4 if T_shown is None else T_shown, 2)
-        if T is not None:
-            T = check_int("T", T, T_shown - 1)
-        idx = [str(k) for k in range(T_shown - 1)] + ["T" if T is None else str(T)]
-        gaps = [False] * (T_shown - 2) + [T is None or T > T_shown - 1]
-    pix = None if images is None else _as_images(images, T_shown)
-
-    dx = 2.9
-    xs = [k * dx for k in range(T_shown)]
-    thumbs = pix is not None
-    ylim = (-3.6 if thumbs else -1.9, 1.85)
-    xlim = (-1.4, max(xs[-1] + 1.4, 8.4))  # room for the captions when few nodes are drawn
-    width = 0.95 * (xlim[1] - xlim[0])
-    fig, (ax,) = _new_axes(width, width * (ylim[1] - ylim[0]) / (xlim[1] - xlim[0]))
-    _fit_axes(fig, ax, xlim, ylim)
-    for k, x in enumerate(xs):
-        _node(ax, (x, 0.0), f"${_x(idx[k])}$", index=idx[k])
-    n_fwd = n_rev = 0
-    for k in range(T_shown - 1):
-        a, b = (xs[k], 0.0), (xs[k + 1], 0.0)
-        ls = (0, (4, 3)) if gaps[k] else "-"
-        _arrow(ax, a, b, color=_FWD, gid="forward", rad=-0.45, ls=ls, label=f"{idx[k]}->{idx[k + 1]}")
-        _arrow(ax, b, a, color=_REV, gid="reverse", rad=-0.45, ls=ls, label=f"{idx[k + 1]}->{idx[k]}")
-        n_fwd += 1
-        n_rev += 1
-        mid = 0.5 * (a[0] + b[0])
-        if gaps[k]:
-            ax.text(mid, 0.05, r"$\cdots$", ha="center", va="center", fontsize=20, color=_INK)
-            if idx[k + 1].isdigit():
-                n = int(idx[k + 1]) - int(idx[k])
-                ax.text(mid, -0.22, f"{n} steps", ha="center", va="top", fontsize=10, color="#606060")
-            continue
-        lo, hi = _x(idx[k]), _x(idx[k + 1])
-        ax.text(mid, 0.82, rf"$q({hi}\mid {lo})$", ha="center", va="bottom", fontsize=12.5,
-                color=_FWD, gid="forward_label")
-        ax.text(mid, -0.82, rf"$p_\theta({lo}\mid {hi})$", ha="center", va="top", fontsize=12.5,
-                color=_REV, gid="reverse_label")
-    ax.text(xlim[0] + 0.1, 1.6, rf"forward process $q({_x('t')}\mid {_x('t-1')})$: fixed, adds noise" + "  \u2192",
-            ha="left", va="center", fontsize=12, color=_FWD)
-    ax.text(xlim[1] - 0.1, -1.62 if not thumbs else -3.35,
-            "\u2190  " + rf"reverse process $p_\theta({_x('t-1')}\mid {_x('t')})$: learned, removes noise",
-            ha="right", va="center", fontsize=12, color=_REV)
-    if thumbs:
-        size = 1.25
-        for k, x in enumerate(xs):
-            inset = ax.inset_axes([x - size / 2, -1.55 - size, size, size], transform=ax.transData)
-            inset.imshow(pix[k].squeeze(-1) if pix.shape[-1] == 1 else pix[k],
-                         cmap="gray" if pix.shape[-1] == 1 else None, interpolation="nearest")
-            inset.set_xticks([])
-            inset.set_yticks([])
-            inset.set_gid("thumbnail")
-    else:
-        ax.text(xs[0], -0.55, "data", ha="center", va="top", fontsize=11, color=_INK)
-        ax.text(xs[-1], -0.55, "noise", ha="center", va="top", fontsize=11, color=_INK)
-
-    names = [f"x_{i}" for i in idx]
-    alt = (f"Diagram of the diffusion chain with {T_shown} nodes, {_join(names)}, from data on the left "
-           f"to noise on the right. ")
-    pairs = [f"{names[k]} and {names[k + 1]}" for k, g in enumerate(gaps) if g]
-    if pairs:
-        alt += f"Dots between {'; '.join(pairs)} stand for the steps not drawn. "
-    alt += (f"{n_fwd} arrows to the right are the fixed forward process q(x_t | x_(t-1)), which adds a little "
-            f"Gaussian noise at each step; {n_rev} arrows to the left are the learned reverse process "
-            f"p_theta(x_(t-1) | x_t), which removes it, one step at a time.")
-    if thumbs:
-        alt += " Under each node is a picture of an image at that step."
-    return Schematic(fig, alt, {"labels": idx, "gaps": gaps, "n_forward": n_fwd, "n_reverse": n_rev})
-
-
-# --------------------------------------------------------------------------- lesson 3
-def _check_tau(tau, T: int) -> list[int]:
-    try:
-        t = [int(v) for v in tau]
-    except (TypeError, ValueError):
-        raise ValueError(f"tau must be a sequence of integer timesteps, got {tau!r}") from None
-    if any(float(v) != int(v) for v in tau):
-        raise ValueError(f"tau must hold integer timesteps, got {list(tau)!r}")
-    if len(t) < 2:
-        raise ValueError(f"tau must hold at least two timesteps (from T to 0), got {t}")
-    if any(b >= a for a, b in zip(t, t[1:])):
-        raise ValueError(f"tau must be strictly decreasing (sampling runs from noise to data), got {t}")
-    if t[0] != T or t[-1] != 0:
-        raise ValueError(f"tau must start at T={T} and end at 0 (the path runs from x_T to x_0), got {t}")
-    return t
-
-
-def ddim_graph(T: int = 6, tau=(6, 4, 2, 0)) -> Schematic:
-    r"""DDPM's Markov chain, DDIM's non-Markovian graph, and sampling that skips steps.
-
-    Three rows on the same nodes :math:`x_0, \dots, x_T` (data on the left):
-
-    1. DDPM's forward process, a Markov chain: each :math:`x_t` depends only on :math:`x_{t-1}`
-       (:math:`T` arrows :math:`q(x_t\mid x_{t-1})`).
-    2. DDIM's forward process :math:`q_\sigma` (Song et al. 2021, eq. 7), written the way it is
-       defined: :math:`x_T` from :math:`x_0`, then each :math:`x_{t-1}` from :math:`x_t` *and*
-       :math:`x_0`, :math:`q_\sigma(x_{t-1}\mid x_t, x_0)`. It is not Markov (every node hangs on
-       :math:`x_0`), yet each marginal :math:`q_\sigma(x_t\mid x_0)` equals DDPM's, so a network
-       trained for DDPM serves it. :math:`2T - 1` arrows: :math:`T` from :math:`x_0`, :math:`T-1`
-       along the chain.
-    3. Sampling on the subsequence ``tau``: the sampler jumps
-       :math:`x_{\tau_i}\to x_{\tau_{i+1}}`; the nodes not in ``tau`` are skipped (drawn faded)
-       and the unit steps of the full chain are shown dotted beneath.
-
-    It teaches why DDIM can skip steps: the objective only fixes the marginals, and a
-    non-Markovian process with the same marginals exists for every subsequence. Lesson 3.
-
-    Parameters
-    ----------
-    T : int
-        Length of the chain drawn, 2 to 12.
-    tau : sequence of int
-        Strictly decreasing timesteps from ``T`` to ``0`` (both included): the sampling path.
-
-    Returns
-    -------
-    Schematic
-        ``(fig, alt)``; ``data`` holds ``tau``, ``skipped`` (timesteps not visited) and the number
-        of arrows per row: ``n_markov``, ``n_from_x0``, ``n_chain``, ``n_jumps``.
-    """
-    T = check_int("T", T, 2, 12)
-    tau = _check_tau(tau, T)
-    skipped = [t for t in range(T, -1, -1) if t not in tau]
-
-    dx = 1.75
-    xs = [t * dx for t in range(T + 1)]
-    rows_y = (0.0, -4.3, -8.4)  # DDPM, DDIM forward, sampling
-    xlim = (-2.4, max(xs[-1] + 1.0, 11.0))  # room for the row titles when T is small
-    ylim = (rows_y[2] - 1.7, 1.6)
-    width = 0.82 * (xlim[1] - xlim[0])
-    fig, (ax,) = _new_axes(width, width * (ylim[1] - ylim[0]) / (xlim[1] - xlim[0]))
-    _fit_axes(fig, ax, xlim, ylim)
-    r = 0.34
-    title = dict(ha="left", va="bottom", fontsize=12.5, color=_INK, fontweight="bold")
-
-    # row 1: DDPM
-    y = rows_y[0]
-    ax.text(xlim[0] + 0.1, y + 0.95, "DDPM forward process: a Markov chain", **title)
-    for t in range(T + 1):
-        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13, index=t)
-    for t in range(1, T + 1):
-        _arrow(ax, (xs[t - 1], y), (xs[t], y), color=_FWD, gid="markov", r=r, label=f"{t - 1}->{t}")
-    ax.text(0.5 * (xs[0] + xs[1]), y - 0.45, rf"$q({_x('t')}\mid {_x('t-1')})$", ha="left", va="top",
-            fontsize=11.5, color=_FWD)
-
-    # row 2: DDIM's non-Markovian forward process
-    y = rows_y[1]
-    ax.text(xlim[0] + 0.1, y + 2.75, r"DDIM forward process $q_\sigma$: not Markov, every node also depends on $\mathbf{x}_0$",
-            **title)
-    for t in range(T + 1):
-        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13, index=t)
-    for t in range(1, T + 1):  # from x_0 to every x_t (arcs above)
-        _arrow(ax, (xs[0], y), (xs[t], y), color=_GREEN, gid="from_x0", r=r, label=f"0->{t}",
-               rad=-min(0.5, 0.9 / math.sqrt(t)) if t > 1 else 0.0, lw=1.4)
-    for t in range(T, 1, -1):  # x_t -> x_{t-1} (below)
-        _arrow(ax, (xs[t], y), (xs[t - 1], y), color=_FWD, gid="chain", r=r, rad=-0.5, label=f"{t}->{t - 1}")
-    ax.text(xlim[0] + 0.1, y - 0.85,
-            rf"each ${_x('t-1')} \sim q_\sigma({_x('t-1')}\mid {_x('t')}, {_x(0)})$: one arrow in from ${_x('t')}$, "
-            rf"one from ${_x(0)}$", ha="left", va="top", fontsize=11.5, color=_INK)
-    peak = min(0.5, 0.9 / math.sqrt(T)) * (xs[T] - xs[0]) / 2
-    ax.text(0.5 * (xs[0] + xs[T]), y + peak + 0.08, rf"$q_\sigma({_x(T)}\mid {_x(0)})$", ha="center",
-            va="bottom", fontsize=11.5, color=_GREEN)
-
-    # row 3: sampling along tau
-    y = rows_y[2]
-    tau_txt = ", ".join(str(t) for t in tau)
-    ax.text(xlim[0] + 0.1, y + 1.75, rf"Sampling on the subsequence $\tau = ({tau_txt})$: "
-            f"{len(tau) - 1} step{'s' if len(tau) > 2 else ''} instead of {T}", **title)
-    for t in range(T + 1):
-        _node(ax, (xs[t], y), f"${_x(t)}$", r=r, fontsize=13, faded=t not in tau, index=t)
-    for t in range(T, 0, -1):  # the full chain, dotted, below
-        _arrow(ax, (xs[t], y), (xs[t - 1], y), color=_FADE, gid="full_step", r=r, rad=-0.55, label=f"{t}->{t - 1}",
-               ls=(0, (1.5, 2.5)), lw=1.3)
-    for a, b in zip(tau, tau[1:]):
-        rad = 0.45 if a - b > 1 else 0.6
-        _arrow(ax, (xs[a], y), (xs[b], y), color=_REV, gid="jump", r=r, rad=rad, lw=2.2, label=f"{a}->{b}")
-    a, b = tau[0], tau[1]
-    ax.text(0.5 * (xs[a] + xs[b]), y + (0.45 if a - b > 1 else 0.6) * (a - b) * dx / 2 + 0.08,
-            rf"$p_\theta({_x(b)}\mid {_x(a)})$", ha="center", va="bottom", fontsize=11.5, color=_REV)
-    ax.text(xlim[0] + 0.1, y - 1.45, f"dotted: the {T} unit steps of DDPM's sampler", ha="left", va="bottom",
-            fontsize=10.5, color="#808080")
-
-    alt = (f"Three rows of nodes x_0 to x_{T}. Top: DDPM's forward process, a Markov chain of {T} arrows "
-           f"x_(t-1) to x_t. Middle: DDIM's non-Markovian forward process, with {T} arrows from x_0 to every "
-           f"other node and {T - 1} arrows x_t to x_(t-1), so each x_(t-1) depends on both x_t and x_0 "
-           f"through q_sigma(x_(t-1) | x_t, x_0). Bottom: sampling on the subsequence tau = ({tau_txt}), "
-           f"{len(tau) - 1} jump{'s' if len(tau) > 2 else ''} from x_{T} to x_0")
-    if skipped:
-        alt += f" that skip x_{', x_'.join(str(t) for t in skipped)} (drawn faded)"
-    alt += f", over the {T} dotted unit steps of the full chain."
-    return Schematic(fig, alt, {"tau": tau, "skipped": skipped, "n_markov": T, "n_from_x0": T,
-                                "n_chain": T - 1, "n_jumps": len(tau) - 1})
+__all__ = ["ode_step_comparison", "guidance_field", "frechet_picture"]
 
 
 # --------------------------------------------------------------------------- lessons 5, 9
@@ -512,39 +116,39 @@ def ode_step_comparison(*, n_steps: int = 1, t_end: float = 0.8, x_start=(2.0, 0
     span = hi - lo
     fig = Figure(figsize=(7.2, 7.2 * span[1] / span[0] + 0.5), dpi=100)
     ax = fig.subplots()
-    _bare_axes(ax, lo, hi)
+    bare_axes(ax, lo, hi)
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 13), np.linspace(lo[1], hi[1], 13))
     G = np.stack([gx.ravel(), gy.ravel()], 1) @ A.numpy().T
     ax.quiver(gx.ravel(), gy.ravel(), G[:, 0], G[:, 1], color="#d5d5d5", angles="xy", width=0.003, gid="field")
     more = _spiral_exact(x0, torch.linspace(t_end, t_end + 2 * math.pi / omega, 300, dtype=torch.float64),
                          decay, omega).numpy()
-    ax.plot(more[:, 0], more[:, 1], color=_INK, lw=1.0, alpha=0.25, ls=(0, (3, 3)))
-    ax.plot(cv[:, 0], cv[:, 1], color=_INK, lw=2.4, gid="exact", label="exact solution")
+    ax.plot(more[:, 0], more[:, 1], color=INK, lw=1.0, alpha=0.25, ls=(0, (3, 3)))
+    ax.plot(cv[:, 0], cv[:, 1], color=INK, lw=2.4, gid="exact", label="exact solution")
     steps_word = f"{n_steps} step{'s' if n_steps > 1 else ''}"
-    ax.plot(e[:, 0], e[:, 1], "-o" if n_steps > 1 else "o", color=_REV, lw=1.6, ms=6, gid="euler",
+    ax.plot(e[:, 0], e[:, 1], "-o" if n_steps > 1 else "o", color=REV, lw=1.6, ms=6, gid="euler",
             label=f"Euler, {steps_word}: error {err_e:.2g}")
-    ax.plot(hn[:, 0], hn[:, 1], "-o" if n_steps > 1 else "o", color=_GREEN, lw=1.6, ms=6, gid="heun",
+    ax.plot(hn[:, 0], hn[:, 1], "-o" if n_steps > 1 else "o", color=GREEN, lw=1.6, ms=6, gid="heun",
             label=f"Heun, {steps_word}: error {err_h:.2g}")
-    ax.plot(*cv[-1], marker="*", ms=17, color=_INK, ls="none", gid="exact_end", zorder=5)
-    ax.plot(*x0.numpy(), marker="o", ms=7, color=_INK, ls="none", zorder=5)
+    ax.plot(*cv[-1], marker="*", ms=17, color=INK, ls="none", gid="exact_end", zorder=5)
+    ax.plot(*x0.numpy(), marker="o", ms=7, color=INK, ls="none", zorder=5)
     off = 0.035 * span.max()
     if n_steps == 1:
         d = f(x0)
         d2 = f(x0 + h * d)
         a0 = x0.numpy()
-        arrows = ((h * d, _REV, "-", "euler_step"), (h * d2, "#777777", (0, (4, 3)), "step_along_d2"),
-                  (h * 0.5 * (d + d2), _GREEN, "-", "heun_step"))
+        arrows = ((h * d, REV, "-", "euler_step"), (h * d2, "#777777", (0, (4, 3)), "step_along_d2"),
+                  (h * 0.5 * (d + d2), GREEN, "-", "heun_step"))
         for vec, color, ls, gid in arrows:
             ax.add_patch(FancyArrowPatch(a0, a0 + vec.numpy(), arrowstyle="-|>", mutation_scale=18, color=color,
                                          lw=2.0, ls=ls, shrinkA=0, shrinkB=4, gid=gid, zorder=4))
         ax.add_patch(FancyArrowPatch(e[1], e[1] + probe, arrowstyle="-|>", mutation_scale=14, color="#777777",
                                      lw=1.8, shrinkA=0, shrinkB=0, gid="slope_at_euler_point", zorder=4))
-        ax.text(e[1][0] + off, e[1][1], "Euler: step along $d$,\nthe slope at the start", color=_REV,
+        ax.text(e[1][0] + off, e[1][1], "Euler: step along $d$,\nthe slope at the start", color=REV,
                 fontsize=11, ha="left", va="center")
         tip = a0 + (h * d2).numpy()
         ax.text(tip[0], tip[1] - off, "step along $d'$, the slope\nat Euler's point", color="#555555",
                 fontsize=11, ha="center", va="top")
-        ax.text(hn[1][0] - off, hn[1][1] - off, "Heun: along $(d + d')/2$", color=_GREEN, fontsize=11,
+        ax.text(hn[1][0] - off, hn[1][1] - off, "Heun: along $(d + d')/2$", color=GREEN, fontsize=11,
                 ha="right", va="top")
     ax.text(x0[0].item() + off, x0[1].item(), "start", fontsize=11, ha="left", va="center")
     if n_steps == 1:
@@ -573,7 +177,7 @@ def ode_step_comparison(*, n_steps: int = 1, t_end: float = 0.8, x_start=(2.0, 0
 
 # --------------------------------------------------------------------------- lesson 8
 def _default_mixture():
-    from .oracles import GaussianMixture
+    from ..oracles import GaussianMixture
 
     return GaussianMixture([0.3, 0.3, 0.4], [[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]],
                            [0.25 * torch.eye(2, dtype=torch.float64)] * 3)
@@ -621,8 +225,8 @@ def guidance_field(mixture=None, y: int = 0, w: float = 3.0, *, alpha: float = 0
         ``(fig, alt)``; ``data`` holds ``points`` ``[n_grid**2, 2]`` and the three fields there,
         ``unconditional``, ``conditional`` and ``guided`` (numpy arrays, the values plotted).
     """
-    from .guidance import LabelledOracle
-    from .oracles import GaussianMixture
+    from ..guidance import LabelledOracle
+    from ..oracles import GaussianMixture
 
     if mixture is None:
         mixture = _default_mixture()
@@ -671,7 +275,7 @@ def guidance_field(mixture=None, y: int = 0, w: float = 3.0, *, alpha: float = 0
               rf"class score $\nabla\log p_t(\mathbf{{x}}\mid y={y})$",
               rf"guided, $w = {w:g}$: $(1+w)\,\nabla\log p_t(\mathbf{{x}}\mid y) - w\,\nabla\log p_t(\mathbf{{x}})$")
     fields = (s_u, s_c, guided)
-    colors = ("#555555", _FWD, _REV)
+    colors = ("#555555", FWD, REV)
     P = pts.numpy()
     class_means = [(alpha * c.mean).numpy() for c in lab.conditionals]
     for k, ax in enumerate(axes):
@@ -687,8 +291,8 @@ def guidance_field(mixture=None, y: int = 0, w: float = 3.0, *, alpha: float = 0
         for j, m in enumerate(class_means):
             bold = j == y
             ax.text(m[0], m[1], f"y={j}", ha="center", va="center", fontsize=11 if bold else 10,
-                    fontweight="bold" if bold else "normal", color=_INK if bold else "#777777",
-                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=_INK if bold else "#bbbbbb", alpha=0.85),
+                    fontweight="bold" if bold else "normal", color=INK if bold else "#777777",
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=INK if bold else "#bbbbbb", alpha=0.85),
                     zorder=5)
         ax.set_xlim(extent[0] - 0.3, extent[1] + 0.3)
         ax.set_ylim(extent[2] - 0.3, extent[3] + 0.3)
@@ -784,7 +388,7 @@ def frechet_picture(mean_real=(0.0, 0.0), cov_real=((1.0, 0.5), (0.5, 0.6)), mea
         statistics ``mu_real``, ``S_real``, ``mu_gen``, ``S_gen``, and ``mean_term``, ``cov_term``
         and ``fid`` (``fid = mean_term + cov_term`` up to round-off).
     """
-    from . import fid as _fid
+    from .. import fid as _fid
 
     m1, c1 = _check_gaussian_2d("real", mean_real, cov_real)
     m2, c2 = _check_gaussian_2d("generated", mean_gen, cov_gen)
@@ -814,32 +418,32 @@ def frechet_picture(mean_real=(0.0, 0.0), cov_real=((1.0, 0.5), (0.5, 0.6)), mea
     fig_h = max(ax_h + 0.6, 4.4)
     fig = Figure(figsize=(ax_w + 4.8, fig_h), dpi=100)
     ax = fig.add_axes([0.1 / (ax_w + 4.8), 0.1 / fig_h, ax_w / (ax_w + 4.8), ax_h / fig_h])
-    _bare_axes(ax, lo, hi)
-    for P, mu, (w, h, ang), color, who in ((R, mu1, ells[0], _FWD, "real"), (G, mu2, ells[1], _REV, "generated")):
+    bare_axes(ax, lo, hi)
+    for P, mu, (w, h, ang), color, who in ((R, mu1, ells[0], FWD, "real"), (G, mu2, ells[1], REV, "generated")):
         ax.plot(P[:, 0], P[:, 1], "o", ms=2.6, alpha=0.35, color=color, gid=f"points_{who}",
                 label=f"features of {who} images")
         ax.add_patch(Ellipse(tuple(mu), w, h, angle=ang, fill=False, lw=2.2, color=color,
                              gid=f"ellipse_{who}", zorder=4))
         ax.plot(*mu, marker="X", ms=12, color=color, mec="white", mew=1.2, ls="none", gid=f"mean_{who}",
                 zorder=5)
-    ax.add_patch(FancyArrowPatch(tuple(mu1), tuple(mu2), arrowstyle="<|-|>", mutation_scale=14, color=_INK,
+    ax.add_patch(FancyArrowPatch(tuple(mu1), tuple(mu2), arrowstyle="<|-|>", mutation_scale=14, color=INK,
                                  lw=1.8, shrinkA=6, shrinkB=6, gid="mean_gap", zorder=6))
     ax.legend(loc="upper left", fontsize=9.5, framealpha=0.9, edgecolor="none", markerscale=2.5)
     ax.set_title("the Gaussians FID fits: mean (cross) and 2-sigma ellipse", fontsize=10.5)
 
     share = 100.0 * mean_term / total if total > 0 else float("nan")
     lines = [
-        (r"$d^2 = \Vert\mu_1-\mu_2\Vert^2 + \mathrm{tr}\,(S_1+S_2-2(S_1S_2)^{1/2})$", _INK, 12),
-        ("", _INK, 6),
-        ("mean term (the black arrow, squared)", _INK, 10.5),
-        (rf"$\Vert\mu_1-\mu_2\Vert^2 = {mean_term:.2f}$", _INK, 13),
-        ("", _INK, 6),
-        ("covariance term (the ellipses' shapes)", _INK, 10.5),
-        (rf"$\mathrm{{tr}}\,(S_1+S_2-2(S_1S_2)^{{1/2}}) = {cov_term:.2f}$", _INK, 13),
-        ("", _INK, 6),
-        (rf"Fréchet distance $d^2 = {total:.2f}$", _INK, 13),
+        (r"$d^2 = \Vert\mu_1-\mu_2\Vert^2 + \mathrm{tr}\,(S_1+S_2-2(S_1S_2)^{1/2})$", INK, 12),
+        ("", INK, 6),
+        ("mean term (the black arrow, squared)", INK, 10.5),
+        (rf"$\Vert\mu_1-\mu_2\Vert^2 = {mean_term:.2f}$", INK, 13),
+        ("", INK, 6),
+        ("covariance term (the ellipses' shapes)", INK, 10.5),
+        (rf"$\mathrm{{tr}}\,(S_1+S_2-2(S_1S_2)^{{1/2}}) = {cov_term:.2f}$", INK, 13),
+        ("", INK, 6),
+        (rf"Fréchet distance $d^2 = {total:.2f}$", INK, 13),
         (f"({share:.0f} % from the means, {100 - share:.0f} % from the shapes)", "#555555", 10.5),
-        ("", _INK, 6),
+        ("", INK, 6),
         (f"{n} points per cloud; statistics as FID", "#777777", 9.5),
         ("computes them (sample mean, unbiased S)", "#777777", 9.5),
     ]
