@@ -115,3 +115,60 @@ def check_t(t, x: torch.Tensor, T: int) -> torch.Tensor:
     if bool((t < 0).any()) or bool((t >= T).any()):
         raise ValueError(f"t must lie in [0, {T - 1}] for a schedule with T={T}, got {_show(t)}")
     return t
+
+
+def as_f64(v) -> torch.Tensor:
+    """Numbers become float64 tensors; tensors are kept (dtype and device) as they are."""
+    return v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float64)
+
+
+def check_alpha_bars(alpha_bar_t, alpha_bar_prev) -> None:
+    """Raise unless 0 < alpha_bar_t <= alpha_bar_prev <= 1, alpha_bar_t < 1: one sampler step towards less noise."""
+    check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0, low_open=True, high_open=True)
+    check_range("alpha_bar_prev", alpha_bar_prev, 0.0, 1.0, low_open=True)
+    if bool((as_f64(alpha_bar_t) > as_f64(alpha_bar_prev).to(as_f64(alpha_bar_t).device)).any()):
+        raise ValueError(
+            "alpha_bar_t must not exceed alpha_bar_prev (a sampler step goes towards less noise), "
+            f"got alpha_bar_t={_show(alpha_bar_t)} and alpha_bar_prev={_show(alpha_bar_prev)}"
+        )
+
+
+def check_eps(x_t, eps_hat) -> None:
+    """Raise unless ``eps_hat`` (a network's prediction) is a tensor of the shape of ``x_t``."""
+    if not isinstance(eps_hat, torch.Tensor):
+        raise ValueError(f"eps_hat must be a torch.Tensor, got {type(eps_hat).__name__}")
+    check_same_shape("eps_hat", eps_hat, "x_t", x_t)
+
+
+def check_sampler_inputs(x, timesteps, schedule):
+    """Validate the common sampler inputs ``x`` and ``timesteps`` (:func:`check_timesteps`);
+    return (timesteps, alpha_bar_t, alpha_bar_prev) per step, with alpha_bar_prev = 1 after the last."""
+    check_batch("x", x)
+    check_finite("x", x)
+    ts = check_timesteps(timesteps, schedule.T)
+    ab_all = schedule.alpha_bar
+    ab = ab_all[ts]
+    abp = torch.cat([ab[1:], torch.ones(1, dtype=torch.float64)])
+    return ts, ab, abp
+
+
+def call_model_checked(model, x, t_model: int, i: int, t: int) -> torch.Tensor:
+    """Call ``model(x, t_model)`` at step ``i`` (code index ``t``) and check its output: the shape of
+    ``x``, finite; returned in ``x``'s dtype."""
+    t_batch = torch.full((x.shape[0],), int(t_model), dtype=torch.long, device=x.device)
+    eps_hat = model(x, t_batch)
+    if not isinstance(eps_hat, torch.Tensor) or eps_hat.shape != x.shape:
+        shape = tuple(eps_hat.shape) if isinstance(eps_hat, torch.Tensor) else type(eps_hat).__name__
+        raise ValueError(
+            f"model output must have the shape of x {tuple(x.shape)}, got {shape} "
+            f"at step i={i} (t={t})"
+        )
+    if not bool(torch.isfinite(eps_hat).all()):
+        raise ValueError(f"model output contains NaN or inf at step i={i} (t={t})")
+    return eps_hat.to(dtype=x.dtype)
+
+
+def check_callback(callback) -> None:
+    """Raise unless ``callback`` (a sampler's per-step hook) is ``None`` or callable."""
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable, got {type(callback).__name__}")

@@ -43,10 +43,11 @@ import math
 
 import torch
 
-from ._checks import check_batch, check_int, check_range, check_same_shape
+from . import samplers
+from ._checks import (as_f64, call_model_checked, check_alpha_bars, check_batch, check_callback, check_eps, check_int,
+                      check_range, check_same_shape, check_sampler_inputs)
 from ._util import append_dims, randn_like, steps
 from .forward import x0_from_eps
-from .samplers import _call_model, _check_alpha_bars, _check_eps, _f64, _prepare
 
 __all__ = [
     "log_snr",
@@ -80,7 +81,7 @@ def log_snr(alpha_bar) -> torch.Tensor:
     Chapter 9.
     """
     check_range("alpha_bar", alpha_bar, 0.0, 1.0, low_open=True)
-    ab = _f64(alpha_bar)
+    ab = as_f64(alpha_bar)
     return 0.5 * (torch.log(ab) - torch.log1p(-ab))
 
 
@@ -93,12 +94,12 @@ def edm_sigma(alpha_bar) -> torch.Tensor:
     above). Zero at the data. Chapter 9.
     """
     check_range("alpha_bar", alpha_bar, 0.0, 1.0, low_open=True)
-    ab = _f64(alpha_bar)
+    ab = as_f64(alpha_bar)
     return torch.sqrt((1 - ab) / ab)
 
 
 def _alpha_sigma(alpha_bar):
-    ab = _f64(alpha_bar)
+    ab = as_f64(alpha_bar)
     return torch.sqrt(ab), torch.sqrt(1 - ab)
 
 
@@ -125,8 +126,8 @@ def exp_integrator_step(x_s, eps_hat, alpha_bar_s, alpha_bar_t) -> torch.Tensor:
     alpha_bar_s, alpha_bar_t : float or 0-d Tensor, ``0 < alpha_bar_s <= alpha_bar_t <= 1``,
         ``alpha_bar_s < 1``.
     """
-    _check_eps(x_s, eps_hat)
-    _check_alpha_bars(alpha_bar_s, alpha_bar_t)
+    check_eps(x_s, eps_hat)
+    check_alpha_bars(alpha_bar_s, alpha_bar_t)
     a_s, s_s = _alpha_sigma(alpha_bar_s)
     a_t, s_t = _alpha_sigma(alpha_bar_t)
     h = log_snr(alpha_bar_t) - log_snr(alpha_bar_s)
@@ -162,8 +163,8 @@ def dpmpp_2m_step(x_s, x0_hat, x0_hat_last, alpha_bar_last, alpha_bar_s, alpha_b
         :math:`\bar\alpha` at the previous, current and next point, increasing (``alpha_bar_last``
         is ignored when ``x0_hat_last`` is None).
     """
-    _check_eps(x_s, x0_hat)
-    _check_alpha_bars(alpha_bar_s, alpha_bar_t)
+    check_eps(x_s, x0_hat)
+    check_alpha_bars(alpha_bar_s, alpha_bar_t)
     a_t, s_t = _alpha_sigma(alpha_bar_t)
     _, s_s = _alpha_sigma(alpha_bar_s)
     lam_s, lam_t = log_snr(alpha_bar_s), log_snr(alpha_bar_t)
@@ -171,11 +172,11 @@ def dpmpp_2m_step(x_s, x0_hat, x0_hat_last, alpha_bar_last, alpha_bar_s, alpha_b
     D = x0_hat
     if x0_hat_last is not None and not bool(torch.isinf(h)):
         check_same_shape("x0_hat_last", x0_hat_last, "x_s", x_s)
-        _check_alpha_bars(alpha_bar_last, alpha_bar_s)
+        check_alpha_bars(alpha_bar_last, alpha_bar_s)
         r = (lam_s - log_snr(alpha_bar_last)) / h
         if not bool(r > 0):
-            raise ValueError(f"alpha_bar_last must be below alpha_bar_s, got {float(_f64(alpha_bar_last))} "
-                             f"and {float(_f64(alpha_bar_s))}")
+            raise ValueError(f"alpha_bar_last must be below alpha_bar_s, got {float(as_f64(alpha_bar_last))} "
+                             f"and {float(as_f64(alpha_bar_s))}")
         c = append_dims(1 / (2 * r), x_s)
         D = (1 + c) * x0_hat - c * x0_hat_last
     # at the data, sigma_t / sigma_s = 0 and expm1(-h) = -1: x_t = alpha_t * D = D
@@ -198,8 +199,8 @@ def heun_step(x_s, eps_hat, alpha_bar_s, alpha_bar_t, eps_fn=None) -> tuple[torc
     skipped on the step onto the data (:math:`\sigma_t = 0`, Algorithm 1 line 6), so ``eps_fn``
     (``x -> eps_hat`` at the level :math:`\bar\alpha_t`) is called once or not at all.
     """
-    _check_eps(x_s, eps_hat)
-    _check_alpha_bars(alpha_bar_s, alpha_bar_t)
+    check_eps(x_s, eps_hat)
+    check_alpha_bars(alpha_bar_s, alpha_bar_t)
     a_s, _ = _alpha_sigma(alpha_bar_s)
     a_t, _ = _alpha_sigma(alpha_bar_t)
     sig_s, sig_t = edm_sigma(alpha_bar_s), edm_sigma(alpha_bar_t)
@@ -328,19 +329,19 @@ def analytic_dpm_variance(alpha_bar_t, alpha_bar_prev, gamma, lambda2=None) -> t
     :math:`\lambda_n^2 + (\sqrt{\bar\beta_n/\alpha_n} - \sqrt{\bar\beta_{n-1}-\lambda_n^2})^2`
     (the bounds of their Theorem 2 without the data-range term). Chapter 9.
     """
-    _check_alpha_bars(alpha_bar_t, alpha_bar_prev)
+    check_alpha_bars(alpha_bar_t, alpha_bar_prev)
     check_range("gamma", gamma, 0.0, None)
-    ab, abp = _f64(alpha_bar_t), _f64(alpha_bar_prev)
+    ab, abp = as_f64(alpha_bar_t), as_f64(alpha_bar_prev)
     bbar, bbar_prev = 1 - ab, 1 - abp
     alpha_n = ab / abp
     beta_n = 1 - alpha_n
     if lambda2 is None:
         lambda2 = bbar_prev / bbar * beta_n  # beta_tilde of the (respaced) step
-    lambda2 = _f64(lambda2)
+    lambda2 = as_f64(lambda2)
     if bool((lambda2 < 0).any()) or bool((lambda2 > bbar_prev * (1 + 1e-12)).any()):
         raise ValueError(f"lambda2 must lie in [0, 1 - alpha_bar_prev], got {lambda2.tolist()}")
     gap = torch.sqrt(bbar / alpha_n) - torch.sqrt((bbar_prev - lambda2).clamp_min(0))
-    g = _f64(gamma).clamp(0.0, 1.0)
+    g = as_f64(gamma).clamp(0.0, 1.0)
     return lambda2 + gap**2 * (1 - g)
 
 
@@ -381,7 +382,7 @@ def estimate_gamma(model, x_0, timesteps, *, schedule, batch_size=250, generator
             x0 = x_0[start:start + batch_size]
             eps = randn_like(x0, generator)
             x_t = math.sqrt(float(ab)) * x0 + math.sqrt(float(1 - ab)) * eps
-            eps_hat = _call_model(model, x_t, int(schedule.original_t[t]), j, t)
+            eps_hat = call_model_checked(model, x_t, int(schedule.original_t[t]), j, t)
             total += float(eps_hat.double().pow(2).sum())
         out[j] = total / (x_0.shape[0] * d)
     return out
@@ -421,14 +422,12 @@ def analytic_dpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, gamma, *, gener
     returns the mean without noise. ``max_variance`` (e.g. :func:`pixel_variance_cap`) replaces
     :math:`\sigma_n^{*2}` by :math:`\min(\sigma_n^{*2}, \text{max\_variance})`. Chapter 9.
     """
-    from .samplers import ddpm_step
-
     var = analytic_dpm_variance(alpha_bar_t, alpha_bar_prev, gamma)
     if max_variance is not None:
         check_range("max_variance", max_variance, 0.0, None)
         var = var.clamp(max=float(max_variance))
-    mean = ddpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, variance="beta", noise=torch.zeros_like(x_t))
-    if float(_f64(alpha_bar_prev)) >= 1.0:
+    mean = samplers.ddpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, variance="beta", noise=torch.zeros_like(x_t))
+    if float(as_f64(alpha_bar_prev)) >= 1.0:
         return mean
     z = randn_like(x_t, generator) if noise is None else noise.to(dtype=x_t.dtype, device=x_t.device)
     check_same_shape("noise", z, "x_t", x_t)
@@ -436,11 +435,6 @@ def analytic_dpm_step(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, gamma, *, gener
 
 
 # --------------------------------------------------------------------------- samplers
-def _check_extra(generator=None, callback=None):
-    if callback is not None and not callable(callback):
-        raise ValueError(f"callback must be callable, got {type(callback).__name__}")
-
-
 def sample_ddim_exp(model, x, timesteps, *, schedule, generator=None, callback=None,
                     progress=False) -> torch.Tensor:
     r"""Deterministic DDIM written as the first-order exponential integrator in :math:`\lambda`.
@@ -453,12 +447,12 @@ def sample_ddim_exp(model, x, timesteps, *, schedule, generator=None, callback=N
     (deterministic). ``callback`` gets ``dict(i, t, x, eps_hat, x0_hat, x_prev, alpha_bar_t,
     alpha_bar_prev, nfe)``. Chapter 9.
     """
-    _check_extra(generator, callback)
-    ts, ab, abp = _prepare(x, timesteps, schedule)
+    check_callback(callback)
+    ts, ab, abp = check_sampler_inputs(x, timesteps, schedule)
     t_model = schedule.original_t[ts]
     for i in steps(len(ts), progress, "DDIM (exp. integrator)"):
         t = int(ts[i])
-        eps_hat = _call_model(model, x, int(t_model[i]), i, t)
+        eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x_prev = exp_integrator_step(x, eps_hat, ab[i], abp[i])
         if callback is not None:
             callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_from_eps(x, eps_hat, ab[i]), x_prev=x_prev,
@@ -476,13 +470,13 @@ def sample_dpmpp_2m(model, x, timesteps, *, schedule, generator=None, callback=N
     NFE = ``len(timesteps)``. ``generator`` is unused (deterministic). ``callback`` as in
     :func:`sample_ddim_exp`. Chapter 9.
     """
-    _check_extra(generator, callback)
-    ts, ab, abp = _prepare(x, timesteps, schedule)
+    check_callback(callback)
+    ts, ab, abp = check_sampler_inputs(x, timesteps, schedule)
     t_model = schedule.original_t[ts]
     x0_last, ab_last = None, None
     for i in steps(len(ts), progress, "DPM-Solver++ 2M"):
         t = int(ts[i])
-        eps_hat = _call_model(model, x, int(t_model[i]), i, t)
+        eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x0_hat = x0_from_eps(x, eps_hat, ab[i])
         x_prev = dpmpp_2m_step(x, x0_hat, x0_last, ab_last, ab[i], abp[i])
         if callback is not None:
@@ -502,18 +496,18 @@ def sample_heun(model, x, timesteps, *, schedule, generator=None, callback=None,
     last step. ``generator`` is unused. ``callback`` as in :func:`sample_ddim_exp` (``nfe``
     counts the calls so far). Chapter 9.
     """
-    _check_extra(generator, callback)
-    ts, ab, abp = _prepare(x, timesteps, schedule)
+    check_callback(callback)
+    ts, ab, abp = check_sampler_inputs(x, timesteps, schedule)
     t_model = schedule.original_t[ts]
     nfe = 0
     for i in steps(len(ts), progress, "Heun (EDM)"):
         t = int(ts[i])
-        eps_hat = _call_model(model, x, int(t_model[i]), i, t)
+        eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         nfe += 1
         eps_fn = None
         if i + 1 < len(ts):
             t_next, tm_next = int(ts[i + 1]), int(t_model[i + 1])
-            eps_fn = lambda y, tm=tm_next, tn=t_next, k=i: _call_model(model, y, tm, k, tn)  # noqa: E731
+            eps_fn = lambda y, tm=tm_next, tn=t_next, k=i: call_model_checked(model, y, tm, k, tn)  # noqa: E731
         x_prev, extra = heun_step(x, eps_hat, ab[i], abp[i], eps_fn)
         nfe += extra
         if callback is not None:
@@ -534,8 +528,8 @@ def sample_analytic_dpm(model, x, timesteps, *, schedule, gamma, generator=None,
     8-bit data in [-1, 1], as the authors' samplers do. ``callback`` gets ``dict(i, t, x, eps_hat, x0_hat,
     x_prev, alpha_bar_t, alpha_bar_prev, variance, nfe)`` (``variance``: the one used). Chapter 9.
     """
-    _check_extra(generator, callback)
-    ts, ab, abp = _prepare(x, timesteps, schedule)
+    check_callback(callback)
+    ts, ab, abp = check_sampler_inputs(x, timesteps, schedule)
     g = torch.as_tensor(gamma, dtype=torch.float64).flatten()
     if g.numel() != ts.numel():
         raise ValueError(f"gamma must hold one value per timestep ({ts.numel()}), got {g.numel()}")
@@ -548,7 +542,7 @@ def sample_analytic_dpm(model, x, timesteps, *, schedule, gamma, generator=None,
     t_model = schedule.original_t[ts]
     for i in steps(len(ts), progress, "Analytic-DPM"):
         t = int(ts[i])
-        eps_hat = _call_model(model, x, int(t_model[i]), i, t)
+        eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x_prev = analytic_dpm_step(x, eps_hat, ab[i], abp[i], g[i], generator=generator, max_variance=caps[i])
         if callback is not None:
             callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_from_eps(x, eps_hat, ab[i]), x_prev=x_prev,

@@ -37,7 +37,8 @@ import math
 
 import torch
 
-from ._checks import _show, check_batch, check_finite, check_range, check_same_shape, check_timesteps
+from ._checks import (_show, as_f64, call_model_checked, check_alpha_bars, check_batch, check_eps, check_range,
+                      check_same_shape, check_sampler_inputs)
 from ._util import append_dims, randn_like, steps
 from .forward import posterior_mean, x0_from_eps
 
@@ -55,27 +56,6 @@ _VARIANCES = ("beta_tilde", "beta")
 
 
 # --------------------------------------------------------------------------- helpers
-def _f64(v) -> torch.Tensor:
-    """Numbers become float64 tensors; tensors are kept (dtype and device) as they are."""
-    return v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float64)
-
-
-def _check_alpha_bars(alpha_bar_t, alpha_bar_prev) -> None:
-    check_range("alpha_bar_t", alpha_bar_t, 0.0, 1.0, low_open=True, high_open=True)
-    check_range("alpha_bar_prev", alpha_bar_prev, 0.0, 1.0, low_open=True)
-    if bool((_f64(alpha_bar_t) > _f64(alpha_bar_prev).to(_f64(alpha_bar_t).device)).any()):
-        raise ValueError(
-            "alpha_bar_t must not exceed alpha_bar_prev (a sampler step goes towards less noise), "
-            f"got alpha_bar_t={_show(alpha_bar_t)} and alpha_bar_prev={_show(alpha_bar_prev)}"
-        )
-
-
-def _check_eps(x_t, eps_hat) -> None:
-    if not isinstance(eps_hat, torch.Tensor):
-        raise ValueError(f"eps_hat must be a torch.Tensor, got {type(eps_hat).__name__}")
-    check_same_shape("eps_hat", eps_hat, "x_t", x_t)
-
-
 def _clip(x0_hat: torch.Tensor, clip_x0) -> torch.Tensor:
     """Clamp the predicted x_0 only when asked: ``c`` means [-c, c], ``(lo, hi)`` means [lo, hi]."""
     if clip_x0 is None:
@@ -97,32 +77,6 @@ def _noise(x, noise, generator):
         raise ValueError(f"noise must be a torch.Tensor, got {type(noise).__name__}")
     check_same_shape("noise", noise, "x_t", x)
     return noise.to(dtype=x.dtype, device=x.device)
-
-
-def _call_model(model, x, t_model: int, i: int, t: int) -> torch.Tensor:
-    """Call ``model`` at one step and check its output (shape of ``x``, finite)."""
-    t_batch = torch.full((x.shape[0],), int(t_model), dtype=torch.long, device=x.device)
-    eps_hat = model(x, t_batch)
-    if not isinstance(eps_hat, torch.Tensor) or eps_hat.shape != x.shape:
-        shape = tuple(eps_hat.shape) if isinstance(eps_hat, torch.Tensor) else type(eps_hat).__name__
-        raise ValueError(
-            f"model output must have the shape of x {tuple(x.shape)}, got {shape} "
-            f"at step i={i} (t={t})"
-        )
-    if not bool(torch.isfinite(eps_hat).all()):
-        raise ValueError(f"model output contains NaN or inf at step i={i} (t={t})")
-    return eps_hat.to(dtype=x.dtype)
-
-
-def _prepare(x, timesteps, schedule):
-    """Validate the common sampler inputs; return (timesteps, alpha_bar_t, alpha_bar_prev) per step."""
-    check_batch("x", x)
-    check_finite("x", x)
-    ts = check_timesteps(timesteps, schedule.T)
-    ab_all = schedule.alpha_bar
-    ab = ab_all[ts]
-    abp = torch.cat([ab[1:], torch.ones(1, dtype=torch.float64)])
-    return ts, ab, abp
 
 
 # --------------------------------------------------------------------------- one step
@@ -151,17 +105,17 @@ def ddim_sigma(alpha_bar_t, alpha_bar_prev, eta) -> torch.Tensor:
         :math:`\sigma_t` (float64 when given numbers).
     """
     check_range("eta", eta, 0.0, None)
-    _check_alpha_bars(alpha_bar_t, alpha_bar_prev)
-    ab, abp = _f64(alpha_bar_t), _f64(alpha_bar_prev)
+    check_alpha_bars(alpha_bar_t, alpha_bar_prev)
+    ab, abp = as_f64(alpha_bar_t), as_f64(alpha_bar_prev)
     return eta * torch.sqrt((1 - abp) / (1 - ab)) * torch.sqrt(1 - ab / abp)
 
 
 def _ddim_update(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, sigma_t, generator, noise, clip_x0):
     """DDIM eq. 12, returning ``(x_prev, x0_hat)``."""
-    _check_eps(x_t, eps_hat)
+    check_eps(x_t, eps_hat)
     check_range("alpha_bar_prev", alpha_bar_prev, 0.0, 1.0, low_open=True)
     check_range("sigma_t", sigma_t, 0.0, None)
-    abp, sigma = _f64(alpha_bar_prev), _f64(sigma_t)
+    abp, sigma = as_f64(alpha_bar_prev), as_f64(sigma_t)
     room = 1 - abp - sigma.to(abp.device) ** 2  # variance left for the "direction to x_t" term
     # sigma_t = sqrt(1 - abp) exactly is allowed: a negative `room` of round-off size counts as 0.
     if bool((room < -1e-12 * (1 - abp)).any()):
@@ -216,9 +170,9 @@ def _ddpm_update(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, variance, generator,
     """DDPM ancestral step (Ho et al. Alg. 2 line 4 in the x0 form), returning ``(x_prev, x0_hat)``."""
     if variance not in _VARIANCES:
         raise ValueError(f"variance must be one of {_VARIANCES}, got {variance!r}")
-    _check_eps(x_t, eps_hat)
-    _check_alpha_bars(alpha_bar_t, alpha_bar_prev)
-    ab, abp = _f64(alpha_bar_t), _f64(alpha_bar_prev)
+    check_eps(x_t, eps_hat)
+    check_alpha_bars(alpha_bar_t, alpha_bar_prev)
+    ab, abp = as_f64(alpha_bar_t), as_f64(alpha_bar_prev)
     abp = abp.to(ab.device)
     beta_t = 1 - ab / abp  # the (respaced) step's beta
     x0_hat = _clip(x0_from_eps(x_t, eps_hat, ab), clip_x0)
@@ -295,11 +249,11 @@ def sample_ddpm(model, x, timesteps, *, schedule, variance="beta_tilde", clip_x0
     """
     if variance not in _VARIANCES:
         raise ValueError(f"variance must be one of {_VARIANCES}, got {variance!r}")
-    ts, ab, abp = _prepare(x, timesteps, schedule)
+    ts, ab, abp = check_sampler_inputs(x, timesteps, schedule)
     t_model = schedule.original_t[ts]
     for i in steps(len(ts), progress, "DDPM"):
         t = int(ts[i])
-        eps_hat = _call_model(model, x, int(t_model[i]), i, t)
+        eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x_prev, x0_hat = _ddpm_update(x, eps_hat, ab[i], abp[i], variance, generator, None, clip_x0)
         if callback is not None:
             callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_prev=x_prev,
@@ -330,7 +284,7 @@ def sample_ddim(model, x, timesteps, *, schedule, eta=0.0, clip_x0=None, generat
     Other parameters as in :func:`sample_ddpm`; ``clip_x0`` as in :func:`ddim_step`.
     """
     check_range("eta", eta, 0.0, None)
-    ts, ab, abp = _prepare(x, timesteps, schedule)
+    ts, ab, abp = check_sampler_inputs(x, timesteps, schedule)
     sigma = ddim_sigma(ab, abp, eta)
     bad = sigma**2 > 1 - abp
     if bool(bad.any()):
@@ -342,7 +296,7 @@ def sample_ddim(model, x, timesteps, *, schedule, eta=0.0, clip_x0=None, generat
     t_model = schedule.original_t[ts]
     for i in steps(len(ts), progress, "DDIM"):
         t = int(ts[i])
-        eps_hat = _call_model(model, x, int(t_model[i]), i, t)
+        eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x_prev, x0_hat = _ddim_update(x, eps_hat, ab[i], abp[i], sigma[i], generator, None, clip_x0)
         if callback is not None:
             callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_prev=x_prev,
@@ -376,14 +330,14 @@ def ddim_invert(model, x_0, timesteps, *, schedule, callback=None, progress=Fals
         Called after each step with ``dict(i, t, x, eps_hat, x0_hat, x_next, alpha_bar_t,
         alpha_bar_prev)``; ``x`` is the input of the step (less noisy), ``t`` the level reached.
     """
-    ts, ab, abp = _prepare(x_0, timesteps, schedule)
+    ts, ab, abp = check_sampler_inputs(x_0, timesteps, schedule)
     t_model = schedule.original_t[ts]
     x = x_0
     n = len(ts)
     for i in steps(n, progress, "DDIM inversion"):
         j = n - 1 - i  # visit the timesteps in increasing order
         t = int(ts[j])
-        eps_hat = _call_model(model, x, int(t_model[j]), i, t)
+        eps_hat = call_model_checked(model, x, int(t_model[j]), i, t)
         x_next, x0_hat = _ddim_update(x, eps_hat, abp[j], ab[j], 0.0, None, None, None)
         if callback is not None:
             callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_next=x_next,
