@@ -17,16 +17,14 @@ Guided *models* (:func:`cfg_model`, :func:`classifier_guided_model`) wrap a netw
 sampler of :mod:`diffnotes.samplers` runs them unchanged: they are ``model(x_t, t) -> eps``.
 :class:`LabelledOracle` gives exact conditional noise predictions and the exact class posterior
 :math:`p(y\mid x_t)` for data whose classes are known distributions (a Gaussian mixture with one
-class per component), so guidance can be checked against closed forms. SymPy derivations:
-:func:`derive_guidance` and :func:`derive_tilted_gaussian`.
+class per component), so guidance can be checked against closed forms. The SymPy derivations live
+in :mod:`diffnotes.derive`: :func:`~diffnotes.derive.guidance_from_bayes` and
+:func:`~diffnotes.derive.tilted_gaussian_by_completing_square`.
 
 Chapter 8.
 """
 from __future__ import annotations
 
-import functools
-
-import sympy as sp
 import torch
 
 from ._checks import check_range
@@ -40,8 +38,6 @@ __all__ = [
     "cfg_model",
     "classifier_guided_model",
     "LabelledOracle",
-    "derive_guidance",
-    "derive_tilted_gaussian",
 ]
 
 
@@ -87,9 +83,10 @@ def tilted_gaussian(mean_c, var_c, mean_u, var_u, w):
     .. math:: \frac{1}{v_w} = \frac{1+w}{v_c} - \frac{w}{v_u}, \qquad
               m_w = v_w\Big(\frac{(1+w)\,m_c}{v_c} - \frac{w\,m_u}{v_u}\Big)
 
-    Per coordinate for isotropic (or diagonal) Gaussians; proven in :func:`derive_tilted_gaussian`.
-    With :math:`v_c = v_u` it is a shift, :math:`m_w = m_c + w(m_c - m_u)`. Raises ``ValueError``
-    when :math:`1/v_w \le 0` (the tilt is not normalisable). Chapter 8.
+    Per coordinate for isotropic (or diagonal) Gaussians; proven in
+    :func:`diffnotes.derive.tilted_gaussian_by_completing_square`. With :math:`v_c = v_u` it is a shift,
+    :math:`m_w = m_c + w(m_c - m_u)`. Raises ``ValueError`` when :math:`1/v_w \le 0` (the tilt is not
+    normalisable). Chapter 8.
     """
     check_range("w", w, 0.0, None)
     for name, v in (("var_c", var_c), ("var_u", var_u)):
@@ -246,90 +243,3 @@ class LabelledOracle:
                 return oracle.grad_log_class_posterior(x_t, a_b.sqrt(), (1 - a_b).sqrt(), y)
 
         return _Exact()
-
-
-# --------------------------------------------------------------------------- SymPy
-@functools.lru_cache(maxsize=None)
-def derive_guidance():
-    r"""Bayes' rule for scores, classifier guidance and CFG in eps form, and CFG as a tilted score.
-
-    With :math:`\epsilon = -\sigma_t\nabla\log p` (Tweedie), proves
-
-    * ``bayes``: :math:`\nabla\log p(x\mid y) - \nabla\log p(x) - \nabla\log p(y\mid x) = 0` with
-      :math:`\log p(y\mid x) = \log p(x\mid y) + \log p(y) - \log p(x)`;
-    * ``cfg_tilt``: :math:`-\sigma_t\nabla\log\big[p(x\mid y)^{1+w}/p(x)^w\big] = (1+w)\epsilon(x,y) - w\epsilon(x)`;
-    * ``cg_is_cfg``: classifier guidance with scale :math:`s` and an exact classifier equals CFG
-      with :math:`w = s - 1`.
-
-    Returns a :class:`diffnotes.derive.Derivation`. Chapter 8.
-    """
-    from .derive import _derivation
-
-    x = sp.Symbol("x_t", real=True)
-    w, s, sig = sp.Symbol("w", nonnegative=True), sp.Symbol("s", positive=True), sp.Symbol("sigma_t", positive=True)
-    log_c, log_u = sp.Function("log_p_x_given_y")(x), sp.Function("log_p_x")(x)
-    log_py = sp.Symbol("log_p_y", real=True)
-    log_y_given_x = log_c + log_py - log_u  # Bayes' rule
-    eps_c, eps_u = -sig * sp.diff(log_c, x), -sig * sp.diff(log_u, x)
-    tilt = (1 + w) * log_c - w * log_u
-    eps_cfg = (1 + w) * eps_c - w * eps_u
-    eps_cg = eps_u - s * sig * sp.diff(log_y_given_x, x)
-    steps = [
-        ("Bayes: log p(y | x_t)", sp.Eq(sp.Symbol(r"\log p(y\mid x_t)"), log_y_given_x)),
-        ("log of the tilted density", sp.Eq(sp.Symbol(r"\log\tilde p_w"), tilt)),
-        ("CFG in eps form", sp.Eq(sp.Symbol(r"\tilde\epsilon"), eps_cfg)),
-        ("classifier guidance in eps form", sp.Eq(sp.Symbol(r"\hat\epsilon_s"), eps_cg)),
-    ]
-    return _derivation(
-        "classifier and classifier-free guidance", "Dhariwal & Nichol 2021 eq. 14; Ho & Salimans 2022 eq. 6",
-        result={"bayes": sp.diff(log_c, x), "cfg_tilt": -sig * sp.diff(tilt, x), "cg_is_cfg": eps_cg},
-        expected={"bayes": sp.diff(log_u, x) + sp.diff(log_y_given_x, x), "cfg_tilt": eps_cfg,
-                  "cg_is_cfg": eps_cfg.subs(w, s - 1)},
-        steps=steps, point={},
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def derive_tilted_gaussian():
-    r"""The tilt :math:`N(m_c, v_c)^{1+w}/N(m_u, v_u)^w` is Gaussian: its mean and variance.
-
-    Proves that :math:`\frac{d}{dx}\big[(1+w)\log N(x; m_c, v_c) - w\log N(x; m_u, v_u) - \log N(x; m_w, v_w)\big] = 0`
-    for the :math:`m_w, v_w` of :func:`tilted_gaussian` (so the two log densities differ by a
-    constant), and the shift form for equal variances. ``result["variance_gap"]`` is
-    :math:`1/\lambda_t - (a^2 v_w + s^2)` for the noisy marginals :math:`N(a m, a^2 v + s^2)`, proven
-    equal to :math:`-a^2 s^2 w(1+w)(v_c-v_u)^2 / (D(a^2 D + s^2))` with :math:`D = (1+w)v_u - w v_c`:
-    the tilt of the noisy marginals is the noisy marginal of the tilt only when :math:`v_c = v_u`. Returns a :class:`diffnotes.derive.Derivation`. Chapter 8.
-    """
-    from .derive import _derivation
-
-    x, mc, mu = sp.symbols("x m_c m_u", real=True)
-    vc, vu, a, s2 = sp.symbols("v_c v_u a s^2", positive=True)
-    w = sp.Symbol("w", nonnegative=True)
-
-    def log_normal(x, m, v):
-        return -(x - m) ** 2 / (2 * v) - sp.log(2 * sp.pi * v) / 2
-
-    precision = (1 + w) / vc - w / vu
-    v_w = 1 / precision
-    m_w = v_w * ((1 + w) * mc / vc - w * mu / vu)
-    log_tilt = (1 + w) * log_normal(x, mc, vc) - w * log_normal(x, mu, vu)
-    # noisy marginals N(a m, a^2 v + s^2): tilt them, compare with the noisy tilt N(a m_w, a^2 v_w + s^2)
-    Vc, Vu = a**2 * vc + s2, a**2 * vu + s2
-    gap = 1 / ((1 + w) / Vc - w / Vu) - (a**2 * v_w + s2)
-    D = (1 + w) * vu - w * vc  # v_c v_u / v_w
-    gap_closed = -a**2 * s2 * w * (1 + w) * (vc - vu) ** 2 / (D * (a**2 * D + s2))
-    steps = [
-        ("log of the tilt", sp.Eq(sp.Symbol(r"\log\tilde p_w(x)"), log_tilt)),
-        ("its precision 1/v_w", precision),
-        ("its mean m_w", m_w),
-        ("noisy tilt variance minus noisy variance of the tilt", gap_closed),
-    ]
-    return _derivation(
-        "tilted Gaussian", "chapter 8 (completing the square)",
-        result={"dlog_ratio": sp.diff(log_tilt - log_normal(x, m_w, v_w), x),
-                "shift": m_w.subs(vu, vc), "same_variance": v_w.subs(vu, vc),
-                "variance_gap": gap, "variance_gap_equal": gap.subs(vu, vc)},
-        expected={"dlog_ratio": 0, "shift": mc + w * (mc - mu), "same_variance": vc,
-                  "variance_gap": gap_closed, "variance_gap_equal": 0},
-        steps=steps, point={},
-    )

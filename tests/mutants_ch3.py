@@ -119,7 +119,7 @@ MUTANTS = [
     Mutant("ch3 ddim_step: half the noise (Theorem 1 measured: J = L_gamma + C)", NB_APP, (*A_SETUP, *THEOREM_1),
            "samplers._ddim_update", _ddim_update_half_noise, "x_{t-1} drawn with sigma/2: J - L_gamma is no longer C"),
     Mutant("ch3 gaussian_expectation: noise variance 2 (one eps for both draws, 000_*.txt)", NB,
-           (*SETUP, MARGINALS), "derive.gaussian_expectation", _expectation_variance_two,
+           (*SETUP, MARGINALS), "derive.algebra.gaussian_expectation", _expectation_variance_two,
            "E[eps^2] = 2: the one-eps variance is no longer (m sqrt(1-abar_t) + sigma)^2"),
     Mutant("ch3 slerp: weights swapped (the note's cos/sin formula on orthogonal pairs)", NB_APP,
            (*A_SETUP, "ca3e3967"), "samplers.slerp", _slerp_weights_swapped,

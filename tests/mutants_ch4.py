@@ -127,7 +127,7 @@ MUTANTS = [
     Mutant("ch4 uniform_timesteps: indices off by one", NB, GUARD, "schedules.uniform_timesteps", _uniform_off_by_one),
     Mutant("ch4 ddpm_step: noise sign and scale", NB, CHECKLIST, "samplers.ddpm_step", _ddpm_noise_sign),
     Mutant("ch4 eps_from_x0: root of 1 - ab dropped", NB, MC_STEP, "forward.eps_from_x0", _eps_from_x0_no_root),
-    Mutant("ch4 gaussian_expectation: E[eps^2] = 2", NB, SYMPY, "derive.gaussian_expectation", _expectation_second_moment),
+    Mutant("ch4 gaussian_expectation: E[eps^2] = 2", NB, SYMPY, "derive.algebra.gaussian_expectation", _expectation_second_moment),
     # checks added when the chapter was rebuilt on the code as its author wrote it (issue J.2)
     Mutant("ch4 uniform_timesteps: trailing grid from T - 1", NB, CHECKLIST, "schedules.uniform_timesteps", _uniform_trailing,
            "the checklist's 'starts at T-1' column: only_start_980 would pass every check"),

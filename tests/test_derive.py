@@ -149,29 +149,29 @@ def test_derivation_display():
     assert tex.startswith("$") and r"\begin{aligned}" in tex and r"\bar\alpha_{t-1}" in tex
     assert "holds" in repr(d)
     assert d["c0"] is d.result["c0"]
-    wrong = derive._derivation("wrong", "nowhere", {"v": 1 - sp.sqrt(AB)}, {"v": 1 - AB}, [])
+    wrong = derive.prove_derivation("wrong", "nowhere", {"v": 1 - sp.sqrt(AB)}, {"v": 1 - AB}, [])
     assert not wrong.holds() and "DOES NOT HOLD" in repr(wrong)
 
 
 def test_latex_labels_keep_exponents_and_subscripts():
     # Regression: "^" used to be replaced by a space, so chapter 2 printed "coefficient of x_{t-1} 2".
-    tex = derive._latex_text("coefficient of x_{t-1}^2")
+    tex = derive.latex_text("coefficient of x_{t-1}^2")
     assert tex == r"\text{coefficient of }x_{t-1}^2"
     expected = r"\eta\text{ = 1: }\sigma_t^2\text{ = }\tilde\beta_t"
-    assert derive._latex_text("eta = 1: sigma_t^2 = beta_tilde") == expected
-    assert derive._latex_text("precision = -2 coef(x_{t-1}^2)").endswith(r"\operatorname{coef}(x_{t-1}^2)")
-    assert derive._latex_text("mean matches sqrt(alpha_bar_{t-1}) x_0").endswith(r"\sqrt{\bar\alpha_{t-1}}\text{ }x_0")
+    assert derive.latex_text("eta = 1: sigma_t^2 = beta_tilde") == expected
+    assert derive.latex_text("precision = -2 coef(x_{t-1}^2)").endswith(r"\operatorname{coef}(x_{t-1}^2)")
+    assert derive.latex_text("mean matches sqrt(alpha_bar_{t-1}) x_0").endswith(r"\sqrt{\bar\alpha_{t-1}}\text{ }x_0")
     # plain words stay text, with LaTeX's special characters escaped (no stray ^ or _ in text mode)
-    assert derive._latex_text("residual square_completed") == r"\text{residual square\_completed}"
-    assert derive._latex_text("Kingma & Welling 2014, 50%") == r"\text{Kingma \& Welling 2014, 50\%}"
-    assert derive._latex_text("a ^ b") == r"\text{a \^{} b}"
+    assert derive.latex_text("residual square_completed") == r"\text{residual square\_completed}"
+    assert derive.latex_text("Kingma & Welling 2014, 50%") == r"\text{Kingma \& Welling 2014, 50\%}"
+    assert derive.latex_text("a ^ b") == r"\text{a \^{} b}"
     # the squared term is shown as a square in the chapter-2 derivation, and every label of every
     # derivation gives balanced braces with no ^ or _ inside a \text{...}
     post = derive.posterior_by_completing_square().to_latex()
     assert r"\text{coefficient of }x_{t-1}^2" in post and "x\\_\\{t-1\\} 2" not in post
     for make in DERIVATIONS:
         for label, _ in make().steps:
-            tex = derive._latex_text(label)
+            tex = derive.latex_text(label)
             assert tex.count("{") - tex.count(r"\{") == tex.count("}") - tex.count(r"\}"), label
             for text in re.findall(r"\\text\{((?:[^{}]|\\[{}])*)\}", tex):
                 assert not re.search(r"(?<!\\)[_^]", text), (label, tex)
@@ -310,8 +310,8 @@ def test_forward_marginal_induction_matches_q_step_and_q_mean_std():
     check_against(d["variance"], lambda a, abp: q_mean_std(torch.ones_like(a), a * abp)[1] ** 2, syms)
 
 
-def test_gaussian_kl_matches_losses_normal_kl():
-    from diffnotes.losses import normal_kl
+def test_gaussian_kl_matches_likelihood_normal_kl():
+    from diffnotes.likelihood import normal_kl
 
     d = derive.gaussian_kl()
     check_against(
@@ -386,7 +386,7 @@ def test_check_against_respects_domain_constraint_and_generator():
     assert set(report.worst_point) == {"alpha_bar_t", "alpha_bar_prev", "sigma"}
 
 
-def test_check_against_accepts_the_api_md_argument_order_and_names():
+def test_check_against_accepts_symbols_before_fn_and_names():
     check_against(1 - AB, [AB], lambda ab: 1 - ab)
     check_against(1 - AB, lambda ab: 1 - ab, ["alpha_bar_t"], domain={AB: (0.2, 0.3)})
 

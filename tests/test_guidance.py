@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from diffnotes import derive
 from diffnotes import guidance as G
 from diffnotes.oracles import Gaussian, GaussianMixture
 from diffnotes.samplers import sample_ddpm
@@ -22,8 +23,8 @@ def mixture():
 
 
 def test_derivations_hold():
-    assert G.derive_guidance().holds()
-    assert G.derive_tilted_gaussian().holds()
+    assert derive.guidance_from_bayes().holds()
+    assert derive.tilted_gaussian_by_completing_square().holds()
 
 
 def test_cfg_eps_is_extrapolation():
