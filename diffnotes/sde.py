@@ -32,7 +32,7 @@ code                   symbol
 A continuous-time model is ``score_model(x_t, t) -> score`` where ``t`` is a float tensor of shape
 ``[B]`` with ``x_t``'s dtype and device. :func:`eps_model_as_score` turns a discrete DDPM
 noise-prediction network into one. Continuous-time denoising score matching and SMLD's annealed
-Langevin sampler live in :mod:`diffnotes.score_matching` and are re-exported here. Chapter 5.
+Langevin sampler live in :mod:`diffnotes.score_matching`. Chapter 5.
 """
 from __future__ import annotations
 
@@ -58,9 +58,6 @@ __all__ = [
     "sample_ode_heun",
     "sample_ode_adaptive",
     "eps_model_as_score",
-    "dsm_loss_continuous",
-    "smld_sigmas",
-    "annealed_langevin",
 ]
 
 _ODE_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
@@ -664,6 +661,3 @@ def eps_model_as_score(model, sde, schedule):
 
     return score_model
 
-
-# continuous-time DSM training and SMLD's annealed Langevin sampler live in their own module
-from .score_matching import annealed_langevin, dsm_loss_continuous, smld_sigmas  # noqa: E402,F401

@@ -791,10 +791,3 @@ def test_annealed_langevin_validates(gauss):
             annealed_langevin(sm, x, **kw)
     with pytest.raises(ValueError, match="shape"):
         annealed_langevin(lambda x, s: x[:, :1], x, [1.0])
-
-
-def test_score_matching_is_re_exported_by_sde():
-    from diffnotes import score_matching, sde
-
-    for name in ("dsm_loss_continuous", "smld_sigmas", "annealed_langevin"):
-        assert getattr(sde, name) is getattr(score_matching, name) and name in sde.__all__
