@@ -186,3 +186,20 @@ def call_at_time(model, x: torch.Tensor, t: float, *, where: str, what: str) -> 
     if not bool(torch.isfinite(out).all()):
         raise ValueError(f"model output ({what}) at {where} contains NaN or inf")
     return out.to(x.dtype)
+
+
+# the attributes a loaded model carries (the trained-model contract, diffnotes.checkpoints): what a
+# sampler reads from ``model`` besides calling it
+TRAINED_MODEL_ATTRS = ("schedule", "config", "arch", "num_classes")
+
+
+def carry_trained_attrs(source, wrapper):
+    """Give ``wrapper`` (a module that calls ``source``) the trained-model attributes of ``source``
+    (:data:`TRAINED_MODEL_ATTRS`; ``num_classes`` 0 when it has none), set without registering them as
+    submodules. Returns ``wrapper``."""
+    for name in TRAINED_MODEL_ATTRS:
+        if hasattr(source, name):
+            object.__setattr__(wrapper, name, getattr(source, name))
+    if not hasattr(source, "num_classes"):
+        object.__setattr__(wrapper, "num_classes", 0)
+    return wrapper

@@ -31,6 +31,7 @@ from torch import nn
 
 from ._checks import check_int, check_range
 from ._util import batch_t
+from .checkpoints import PRETRAINED_DIR, read_safetensors, write_json, write_safetensors
 from .forward import q_sample
 from .unet import timestep_embedding
 
@@ -200,12 +201,10 @@ def accuracy_by_t(model: NoisyClassifier, images: torch.Tensor, labels: torch.Te
 
 def save_classifier(model: NoisyClassifier, folder, name: str = CLASSIFIER_NAME, **meta) -> Path:
     """Write ``<name>.safetensors`` (float32 weights) and ``<name>.json`` (``ch``, ``num_classes``, ``meta``)."""
-    from .train import _write_json, _write_safetensors
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_safetensors(folder / f"{name}.safetensors", model.state_dict())
-    _write_json(folder / f"{name}.json", dict(ch=model.ch, num_classes=model.num_classes, **meta))
+    write_safetensors(folder / f"{name}.safetensors", model.state_dict())
+    write_json(folder / f"{name}.json", dict(ch=model.ch, num_classes=model.num_classes, **meta))
     return folder / f"{name}.safetensors"
 
 
@@ -216,8 +215,6 @@ def load_classifier(name_or_path=CLASSIFIER_NAME) -> NoisyClassifier:
     its ``.json`` beside it. The json's ``meta`` (training config, accuracy by t) is attached as
     ``model.meta``.
     """
-    from .train import PRETRAINED_DIR, _read_safetensors
-
     p = Path(name_or_path)
     if p.suffix != ".safetensors":
         p = PRETRAINED_DIR / f"{name_or_path}.safetensors"
@@ -225,7 +222,7 @@ def load_classifier(name_or_path=CLASSIFIER_NAME) -> NoisyClassifier:
         raise FileNotFoundError(f"no classifier weights at {p}; train one with scripts/guidance/train_classifier.py")
     spec = json.loads(p.with_suffix(".json").read_text())
     model = NoisyClassifier(num_classes=spec["num_classes"], ch=spec["ch"])
-    model.load_state_dict(_read_safetensors(p))
+    model.load_state_dict(read_safetensors(p))
     model.meta = {k: v for k, v in spec.items() if k not in ("ch", "num_classes")}
     return model.eval()
 

@@ -4,12 +4,13 @@ Commands
 --------
 ``train``
     Train a DDPM U-Net on CIFAR-10 (:func:`diffnotes.train.train`). Every field of
-    :class:`~diffnotes.train.TrainConfig` is a flag (``--preset tiny --total-steps 2000 ...``);
+    :class:`~diffnotes.recipe.TrainConfig` is a flag (``--preset tiny --total-steps 2000 ...``);
     ``--resume`` continues the run in ``--out`` from its saved config, so only the flags to
     change need repeating (e.g. a larger ``--total-steps``).
 ``sample``
     Draw images from a checkpoint folder, a ``.safetensors`` file or a shipped model name
-    (default ``cifar10-cpu-3``) with DDPM, DDIM or a score-SDE sampler; writes
+    (default ``cifar10-cpu-3``) with any sampler of :data:`diffnotes.generate.SAMPLERS` (DDPM, DDIM,
+    DPM-Solver++ 2M, Heun, Analytic-DPM, the score-SDE and probability-flow ODE solvers); writes
     ``samples.npz`` and ``grid.png``.
 ``fid``
     FID of a ``samples.npz`` (or of samples drawn on the fly) against reference statistics
@@ -28,18 +29,8 @@ sampling settings (``sampler``, ``steps``, ``eta``, ``spacing``, ``ckpt``, ``nfe
 
 Seeding
 -------
-Image k of a run with ``--seed s`` depends only on ``s + k``: its :math:`x_T` is drawn from
-``torch.Generator().manual_seed(s + k)`` and every later noise draw of that image (the
-:math:`z` of each DDPM / DDIM / Euler-Maruyama / predictor-corrector step) continues the same
-generator (:class:`PerSampleGenerator`). So ``--n 10 --batch-size 3`` and ``--n 4
---batch-size 4`` give the same first four images, and ``--seed 5 --n 1`` reproduces image 5 of
-``--seed 0``. Generators live on the CPU, so the noise is the same on every device. What can
-still differ between batch sizes is floating-point round-off of the batched network (about
-1e-6 in float32, which after rounding to bytes flips an occasional pixel by one level; use
-``--dtype float64`` for bit-identical images). Exceptions: ``ode_rk45`` integrates each batch
-as one ODE with shared adaptive step sizes, so its images depend on the batch up to the
-solver tolerance (``--rtol``, ``--atol``); ``pc --pc-norm batch`` sizes the Langevin steps by
-norms averaged over the batch.
+Image k of a run with ``--seed s`` depends only on ``s + k`` (``--n`` and ``--batch-size`` do not
+matter): see :mod:`diffnotes.generate`, "Seeding".
 
 Exit codes
 ----------
@@ -57,7 +48,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import time
 import typing
@@ -66,31 +56,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import adapters
-from ._util import CountingModel, PerSampleGenerator, use_bf16
-from .train import DEFAULT_MODEL
-from .unet import PRESETS, BF16Autocast
+from . import __version__, data, fid
+from .bench import PRESET_NAMES, bench, bench_table
+from .checkpoints import DEFAULT_MODEL, CheckpointDamagedError, load_model
+from .data import DataNotFoundError, save_grid_png, save_npz
+from .fid import INCEPTION_BATCH, InceptionNotFoundError
+from .generate import SAMPLERS, SPACINGS, sample_images, sampler_timesteps, training_gamma
+from .recipe import TrainConfig
+from .train import train
+from .unet import BF16Autocast
 
-__all__ = [
-    "SAMPLERS",
-    "PRESET_NAMES",
-    "CLIError",
-    "PerSampleGenerator",
-    "load_model",
-    "vp_sde_for",
-    "sample_images",
-    "bench",
-    "build_parser",
-    "main",
-]
-
-SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode_heun", "ode_rk45")
-PRESET_NAMES = tuple(PRESETS)
-# default number of steps of each sampler (None: all T steps of the schedule / adaptive)
-DEFAULT_STEPS = {"ddpm": None, "ddim": 100, "euler_maruyama": 1000, "pc": 1000, "ode_heun": 100,
-                 "ode_rk45": None}
-_STOCHASTIC = {"ddpm", "euler_maruyama", "pc"}  # ddim: only when eta > 0
-_CONTINUOUS = {"euler_maruyama", "pc", "ode_heun", "ode_rk45"}
+__all__ = ["CLIError", "build_parser", "main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -101,402 +77,6 @@ class CLIError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE):
         super().__init__(message)
         self.code = code
-
-
-# =============================================================================================
-# per-sample noise
-# =============================================================================================
-# =============================================================================================
-# models and sampling
-# =============================================================================================
-def load_model(ckpt: str | None = None, *, device="cpu", ema: bool = True, bf16: bool | None = False):
-    """A model from a run folder, a ``.safetensors`` file, or the name of a shipped model
-    (default :data:`diffnotes.train.DEFAULT_MODEL`).
-
-    An existing path goes to :func:`diffnotes.train.load_checkpoint` (EMA weights unless
-    ``ema=False``); a plain name to :func:`diffnotes.train.pretrained`. Raises
-    ``FileNotFoundError`` saying which was tried. ``bf16``: run the network under bf16 autocast
-    (True), in float32 (False, the default), or as fast as the device allows (None,
-    :func:`diffnotes.unet.fast_inference`).
-    """
-    from .unet import fast_inference
-
-    model = _load_model(ckpt, device=device, ema=ema)
-    return fast_inference(model, bf16) if bf16 is not False else model
-
-
-def _load_model(ckpt, *, device, ema):
-    from . import train as _train
-
-    ckpt = DEFAULT_MODEL if ckpt is None else ckpt
-    path = Path(ckpt).expanduser()
-    if path.exists():
-        return _train.load_checkpoint(path, ema=ema, device=device)
-    looks_like_path = os.sep in str(ckpt) or "/" in str(ckpt) or str(ckpt).endswith((".safetensors", ".json"))
-    if looks_like_path:
-        raise FileNotFoundError(f"checkpoint {str(ckpt)!r} does not exist (expected a run folder with "
-                                f"config.json and ema.safetensors, or a .safetensors file)")
-    try:
-        return _train.pretrained(str(ckpt), device=device)
-    except (FileNotFoundError, ValueError) as err:
-        raise FileNotFoundError(f"checkpoint {str(ckpt)!r} is neither an existing path nor a shipped "
-                                f"model: {err}") from None
-
-
-def vp_sde_for(schedule):
-    """The VP SDE of :func:`diffnotes.adapters.vp_sde_for` (the one bridge, shared with the sampler
-    explorer), for a model trained with a linear schedule; ``ValueError`` for any other, since only a
-    linear schedule has that SDE as its limit. Used by the score-SDE samplers of ``sample``."""
-    if not adapters.is_linear(schedule):
-        raise ValueError(
-            f"the continuous samplers (euler_maruyama, pc, ode_heun, ode_rk45) need a model trained with a "
-            f"linear beta schedule (its limit is the VP SDE), got schedule {schedule.name!r}; use ddpm or ddim"
-        )
-    return adapters.vp_sde_for(schedule)
-
-
-def _sample_batch(model, x_T, gen, *, sampler, schedule, sde, steps, eta, spacing, clip_x0, t_end,
-                  snr, n_corrector, pc_norm, rtol, atol, denoise):
-    """Run one sampler on one batch; returns (x_0, nfe)."""
-    from . import samplers as S
-    from . import sde as D
-    from .forward import eps_from_score, x0_from_eps
-    from .schedules import make_timesteps
-
-    eps_model = CountingModel(model)
-    if sampler in ("ddpm", "ddim"):
-        ts = make_timesteps(schedule.T, steps, spacing)
-        if sampler == "ddpm":
-            x = S.sample_ddpm(eps_model, x_T, ts, schedule=schedule, clip_x0=clip_x0, generator=gen)
-        else:
-            x = S.sample_ddim(eps_model, x_T, ts, schedule=schedule, eta=eta, clip_x0=clip_x0, generator=gen)
-        return x, eps_model.calls
-    score_model = D.eps_model_as_score(eps_model, sde, schedule)
-    if sampler == "ode_rk45":
-        x = D.sample_ode_adaptive(score_model, x_T, (sde.T, t_end), sde=sde, rtol=rtol, atol=atol)
-    else:
-        grid = D.time_grid(steps, sde.T, t_end)
-        if sampler == "euler_maruyama":
-            x = D.sample_euler_maruyama(score_model, x_T, grid, sde=sde, generator=gen)
-        elif sampler == "pc":
-            x = D.sample_pc(score_model, x_T, grid, sde=sde, snr=snr, n_corrector=n_corrector, norm=pc_norm,
-                            generator=gen)
-        else:
-            x = D.sample_ode_heun(score_model, x_T, grid, sde=sde)
-    if denoise:
-        # Tweedie's estimate of x_0 at t_end: one more network call (Song et al. 2021b, app. G)
-        t = torch.full((x.shape[0],), float(t_end), dtype=x.dtype, device=x.device)
-        m, _ = sde.marginal_coefs(float(t_end))
-        alpha_bar = m**2
-        x = x0_from_eps(x, eps_from_score(score_model(x, t), alpha_bar), alpha_bar)
-    return x, eps_model.calls
-
-
-def sample_images(model, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
-                  spacing: str = "uniform", seed: int = 0, batch_size: int = 256, device=None,
-                  dtype: torch.dtype = torch.float32, clip_x0: float | None = None, t_end: float = 1e-3,
-                  snr: float = 0.16, n_corrector: int = 1, pc_norm: str = "sample", rtol: float = 1e-5,
-                  atol: float = 1e-5, denoise: bool = True, progress: bool = True,
-                  info: dict | None = None, label: int | str | None = None) -> torch.Tensor:
-    r"""Draw ``n`` images from ``model`` (with ``.schedule``) as ``uint8 [n, C, H, W]`` on the CPU.
-
-    Image k starts from :math:`x_T \sim N(0, I)` drawn from ``torch.Generator().manual_seed(seed + k)``
-    and takes all its later noise from that generator (:class:`PerSampleGenerator`), so it does
-    not depend on ``n`` or ``batch_size`` (see the module docstring for the round-off caveat
-    and ``ode_rk45``). The result is quantised with :func:`diffnotes.data.to_uint8`. The model
-    is moved to ``device`` and ``dtype`` and set to eval mode in place (as ``nn.Module.to`` does).
-
-    Parameters
-    ----------
-    sampler : {"ddpm", "ddim", "euler_maruyama", "pc", "ode_heun", "ode_rk45"}
-        ``ddpm`` / ``ddim``: :func:`diffnotes.samplers.sample_ddpm` / ``sample_ddim`` on ``steps``
-        timesteps chosen by ``spacing``. The others integrate the VP SDE of the model's
-        schedule (:func:`vp_sde_for`) with :mod:`diffnotes.sde`'s solvers from ``t = 1`` to
-        ``t_end`` on a uniform grid of ``steps`` steps (``ode_rk45``: adaptive, ``rtol``/``atol``),
-        the network wrapped by :func:`diffnotes.sde.eps_model_as_score`; with ``denoise`` their
-        result is the Tweedie estimate :math:`\hat x_0` at ``t_end``.
-    steps : int, optional
-        Default :data:`DEFAULT_STEPS` (``ddpm``: all T steps). Not used by ``ode_rk45``.
-    eta : float
-        DDIM's :math:`\eta` (``ddim`` only).
-    clip_x0 : float, optional
-        Clamp :math:`\hat x_0` to ``[-clip_x0, clip_x0]`` inside each ``ddpm``/``ddim`` step.
-    snr, n_corrector, pc_norm
-        ``pc`` options (:func:`diffnotes.sde.sample_pc`'s ``snr``, ``n_corrector``, ``norm``).
-        ``pc_norm="sample"`` (default) sizes each image's Langevin step by its own norms, which
-        keeps image k independent of its batch; ``"batch"`` averages them over the batch, as
-        the reference code does, and so makes the images depend on the batch.
-    info : dict, optional
-        Filled with ``steps`` (used), ``nfe`` (network calls per batch, mean) and ``seconds``.
-    label : int, "cycle" or None
-        For a class-conditional network: every image of class ``label``; ``"cycle"``: image k
-        of class ``(seed + k) % num_classes`` (balanced classes, still independent of the batch);
-        ``None``: no label (the network's unconditional model).
-    """
-    from ._checks import check_int, check_range
-    from .data import to_uint8
-
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    n = check_int("n", n, 1)
-    batch_size = check_int("batch_size", batch_size, 1)
-    seed = check_int("seed", seed, 0, 2**63 - n)
-    schedule = model.schedule
-    num_classes = int(getattr(model, "num_classes", 0) or 0)
-    if label is not None:
-        if not num_classes:
-            raise ValueError(f"label={label!r} needs a class-conditional model; this one is unconditional")
-        if label != "cycle" and not (isinstance(label, int) and 0 <= label < num_classes):
-            raise ValueError(f"label must be a class in 0..{num_classes - 1}, 'cycle' or None, got {label!r}")
-    sde = vp_sde_for(schedule) if sampler in _CONTINUOUS else None
-    if sampler == "ode_rk45":
-        if steps is not None:
-            raise ValueError("steps does not apply to sampler 'ode_rk45' (adaptive); set rtol/atol instead")
-    else:
-        if steps is None:
-            steps = DEFAULT_STEPS[sampler] or schedule.T
-        high = schedule.T if sampler in ("ddpm", "ddim") else None
-        steps = check_int("steps", steps, 1, high)
-    if eta != 0.0 and sampler != "ddim":
-        raise ValueError(f"eta applies only to sampler 'ddim', got eta={eta} with sampler {sampler!r}")
-    check_range("eta", eta, 0.0, None)
-    if spacing not in ("uniform", "quadratic"):
-        raise ValueError(f"spacing must be 'uniform' or 'quadratic', got {spacing!r}")
-    if spacing != "uniform" and sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"spacing={spacing!r} applies only to ddpm and ddim; the SDE samplers use a uniform time grid")
-    if clip_x0 is not None and sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"clip_x0 applies only to ddpm and ddim, got sampler {sampler!r}")
-    if sde is not None:
-        check_range("t_end", t_end, 0.0, sde.T, low_open=True, high_open=True)
-    if sampler in ("ddpm", "ddim"):
-        from .schedules import make_timesteps
-
-        make_timesteps(schedule.T, steps, spacing)  # fail on bad (steps, spacing) before any work
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device=device, dtype=dtype).eval()
-    # samplers that must draw noise after x_T (ddpm/ddim add none at their last step, onto x_0)
-    stochastic = (sampler in _STOCHASTIC or (sampler == "ddim" and eta > 0)) and (
-        sampler in _CONTINUOUS or steps >= 2)
-
-    from tqdm.auto import tqdm
-
-    starts = range(0, n, batch_size)
-    desc = f"sample {sampler}" + (f" ({steps} steps)" if steps is not None else "")
-    out, nfes = [], []
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, dynamic_ncols=True):
-            b = min(batch_size, n - start)
-            gen = PerSampleGenerator(range(seed + start, seed + start + b))
-            x_T = gen.randn(_image_shape(model), dtype=dtype, device=device)
-            net = model
-            if label is not None:
-                ks = torch.arange(seed + start, seed + start + b, device=device)
-                net = _Labelled(model, ks % num_classes if label == "cycle" else torch.full_like(ks, label))
-            x, nfe = _sample_batch(net, x_T, gen, sampler=sampler, schedule=schedule, sde=sde, steps=steps,
-                                   eta=float(eta), spacing=spacing, clip_x0=clip_x0, t_end=t_end, snr=snr,
-                                   n_corrector=n_corrector, pc_norm=pc_norm, rtol=rtol, atol=atol,
-                                   denoise=denoise)
-            if stochastic and gen.draws < 2:
-                raise RuntimeError(
-                    f"sampler {sampler!r} drew no noise through diffnotes' randn_like, so per-sample "
-                    f"seeding could not be applied; please report this"
-                )
-            out.append(to_uint8(x).cpu())
-            nfes.append(nfe)
-    if info is not None:
-        info.update(steps=steps, nfe=float(np.mean(nfes)), seconds=time.perf_counter() - t0)
-    return torch.cat(out)
-
-
-class _Labelled(torch.nn.Module):
-    """``model`` with its class labels fixed: called as ``net(x, t)``, it returns ``model(x, t, y)``."""
-
-    def __init__(self, model, y: torch.Tensor):
-        super().__init__()
-        self.model, self.y = model, y
-        self.schedule = getattr(model, "schedule", None)
-
-    def forward(self, x, t):
-        return self.model(x, t, self.y)
-
-
-def _image_shape(model) -> tuple:
-    """(C, H, W) of the images a loaded model was trained on (``config.json``'s model kwargs)."""
-    kwargs = (getattr(model, "config", None) or {}).get("model", {}).get("kwargs", {})
-    c = int(kwargs.get("in_channels", 3))
-    s = int(kwargs.get("image_size", 32))
-    return (c, s, s)
-
-
-# =============================================================================================
-# bench
-# =============================================================================================
-_BENCH_DEFAULTS = {  # per device type: batch size, timed iterations, warm-up iterations, sampler steps
-    "cpu": dict(batch_size=4, steps=2, warmup=1, sample_steps=2),
-    "cuda": dict(batch_size=128, steps=20, warmup=5, sample_steps=20),
-}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device, iters: int, seconds: float | None) -> tuple[int, float]:
-    """Call ``fn`` until ``iters`` calls or ``seconds`` have passed (at least once); (calls, time)."""
-    _sync(device)
-    t0 = time.perf_counter()
-    done = 0
-    while done < iters:
-        fn()
-        done += 1
-        if seconds is not None:
-            _sync(device)
-            if time.perf_counter() - t0 >= seconds:
-                break
-    _sync(device)
-    return done, time.perf_counter() - t0
-
-
-def bench(presets=PRESET_NAMES, devices=None, *, batch_size: int | None = None, steps: int | None = None,
-          warmup: int | None = None, seconds: float | None = 30.0, sample_steps: int | None = None,
-          bf16: bool = True, progress: bool = False) -> list[dict]:
-    """Training and sampling throughput of each U-Net preset on each device, on random data.
-
-    For each (preset, device): a fresh :func:`diffnotes.unet.make_unet` network and Adam;
-    ``warmup`` untimed iterations (kernel selection, allocator, ``cudnn.benchmark``), then
-    ``steps`` timed ones, stopping early once ``seconds`` have passed (at least one always runs).
-
-    * training: :func:`diffnotes.train.train_step` on a random batch in [-1, 1];
-    * sampling: :func:`diffnotes.samplers.sample_ddim` with ``sample_steps`` steps.
-
-    Each is measured in float32 and, when ``bf16`` and the device runs bf16 natively (CUDA, or a
-    CPU with AVX-512 BF16 / AMX: :func:`diffnotes._util.use_bf16`), again with bfloat16
-    autocast and channels-last, as :func:`diffnotes.train.train` and ``sample`` use them.
-
-    Defaults of ``batch_size``, ``steps``, ``warmup``, ``sample_steps`` depend on the device
-    (:data:`_BENCH_DEFAULTS`: CPU 4, 2, 1, 2 -- a few seconds per preset; CUDA 128, 20, 5, 20).
-    Returns one dict per row: ``preset, device, bf16, params, batch_size, train_img_s, sample_img_s``
-    (finished images per second), ``nfe_img_s`` (images per second through one network
-    evaluation, ``sample_img_s * sample_steps``), ``sample_steps``, and the iteration counts.
-    """
-    from .schedules import linear_schedule
-
-    presets = list(presets)
-    bad = [p for p in presets if p not in PRESET_NAMES]
-    if bad or not presets:
-        raise ValueError(f"presets must be a non-empty selection of {PRESET_NAMES}, got {presets}")
-    if devices is None:
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    devices = [torch.device(d) for d in devices]
-    for d in devices:
-        if d.type not in _BENCH_DEFAULTS:
-            raise ValueError(f"devices must be cpu or cuda, got {d}")
-        if d.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device cuda was asked for, but torch.cuda.is_available() is False")
-    if seconds is not None and not seconds > 0:
-        raise ValueError(f"seconds must be > 0 (or None), got {seconds}")
-    schedule = linear_schedule(1000)
-    rows = []
-    for device in devices:
-        d = dict(_BENCH_DEFAULTS[device.type])
-        for k, v in (("batch_size", batch_size), ("steps", steps), ("warmup", warmup), ("sample_steps", sample_steps)):
-            if v is not None:
-                d[k] = v
-        for k in ("batch_size", "steps", "sample_steps"):
-            if int(d[k]) < 1:
-                raise ValueError(f"{k} must be >= 1, got {d[k]}")
-        if int(d["warmup"]) < 0:
-            raise ValueError(f"warmup must be >= 0, got {d['warmup']}")
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        for preset in presets:
-            modes = [False] + ([True] if bf16 and use_bf16(device) else [])
-            for fast in modes:
-                if progress:
-                    print(f"bench: {preset} on {device} in {'bf16' if fast else 'fp32'} ...", file=sys.stderr,
-                          flush=True)
-                rows.append(_bench_one(preset, device, d, schedule, seconds, fast))
-    return rows
-
-
-def _bench_one(preset: str, device: torch.device, d: dict, schedule, seconds, fast: bool) -> dict:
-    """One row of :func:`bench`: ``preset`` on ``device``, in float32 or (``fast``) bf16 autocast +
-    channels-last."""
-    from .samplers import sample_ddim
-    from .schedules import make_timesteps
-    from .train import train_step
-    from .unet import count_parameters, fast_inference, make_unet
-
-    cuda = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device.index or 0] if cuda else []):
-        torch.manual_seed(0)
-        model = make_unet(preset).to(device)
-        fmt = torch.channels_last if fast else torch.contiguous_format
-        model = model.to(memory_format=fmt)
-        gen = torch.Generator(device=device).manual_seed(0)
-        B = int(d["batch_size"])
-        x_0 = (torch.rand(B, 3, 32, 32, generator=gen, device=device) * 2 - 1).contiguous(memory_format=fmt)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        model.train()
-
-        def one_train_step():
-            train_step(model, x_0, schedule, opt, grad_clip=1.0, generator=gen, bf16=fast)
-
-        for _ in range(int(d["warmup"])):
-            one_train_step()
-        n_train, t_train = _timed(one_train_step, device, int(d["steps"]), seconds)
-
-        model.eval()
-        net = fast_inference(model, fast)
-        ts = make_timesteps(schedule.T, int(d["sample_steps"]))
-        x_T = torch.randn(B, 3, 32, 32, generator=gen, device=device)
-        with torch.no_grad():
-            t_b = torch.full((B,), schedule.T - 1, device=device, dtype=torch.long)
-            for _ in range(max(1, int(d["warmup"]))):
-                net(x_T, t_b)
-
-            def one_sample():
-                sample_ddim(net, x_T, ts, schedule=schedule)
-
-            n_sample, t_sample = _timed(one_sample, device, int(d["steps"]), seconds)
-    row = {
-        "preset": preset, "device": str(device), "params": count_parameters(model),
-        "batch_size": B, "train_img_s": n_train * B / t_train,
-        "sample_img_s": n_sample * B / t_sample,
-        "nfe_img_s": n_sample * B * int(d["sample_steps"]) / t_sample,
-        "sample_steps": int(d["sample_steps"]), "train_iters": n_train, "sample_runs": n_sample,
-        "warmup": int(d["warmup"]), "bf16": bool(fast),
-    }
-    model = opt = net = None  # free the network before emptying the CUDA cache
-    if cuda:
-        torch.cuda.empty_cache()
-    return row
-
-
-def _bench_table(rows: list[dict]) -> str:
-    """The float32 and bf16 figures of each (preset, device) side by side ("-" where bf16 was not run)."""
-    head = ("preset", "device", "params", "batch", "train img/s fp32", "bf16", "sample img/s fp32", "bf16",
-            "NFE img/s fp32", "bf16", "sampler steps")
-    pairs: dict = {}
-    for r in rows:
-        pairs.setdefault((r["preset"], r["device"]), {})[bool(r["bf16"])] = r
-    lines = [head]
-    for (preset, device), by in pairs.items():
-        base = by.get(False) or by[True]
-
-        def fig(key, fast):
-            return f"{by[fast][key]:.4g}" if fast in by else "-"
-
-        lines.append((preset, device, f"{base['params'] / 1e6:.2f}M", str(base["batch_size"]),
-                      fig("train_img_s", False), fig("train_img_s", True), fig("sample_img_s", False),
-                      fig("sample_img_s", True), fig("nfe_img_s", False), fig("nfe_img_s", True),
-                      str(base["sample_steps"])))
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    fmt = lambda row: "  ".join(c.rjust(w) if i >= 2 else c.ljust(w)  # noqa: E731
-                               for i, (c, w) in enumerate(zip(row, widths)))
-    return "\n".join([fmt(lines[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines[1:]])
 
 
 # =============================================================================================
@@ -567,43 +147,17 @@ def _device(s: str) -> str:
     return str(d)
 
 
-def _field_docs(cls) -> dict:
-    """``{field: description}`` from the numpydoc ``Attributes`` section of ``cls``'s docstring."""
-    doc = (cls.__doc__ or "").splitlines()
-    out, names, text, inside = {}, [], [], False
-    for line in doc:
-        if line.strip() == "Attributes":
-            inside = True
-            continue
-        if not inside or set(line.strip()) == {"-"}:
-            continue
-        m = re.match(r"^    (\w+(?:, \w+)*) :", line)
-        if m:
-            for nm in names:
-                out[nm] = " ".join(text)
-            names, text = m.group(1).split(", "), []
-        elif line.startswith("        ") and names:
-            text.append(line.strip())
-        elif line.strip() and not line.startswith("    "):
-            break
-    for nm in names:
-        out[nm] = " ".join(text)
-    # reStructuredText to plain text: :func:`~a.b` -> a.b, ``x`` -> x
-    return {k: re.sub(r":\w+:`~?([^`]+)`", r"\1", v).replace("``", "") for k, v in out.items()}
-
-
 # TrainConfig fields whose flag is not --<field-name>
 _TRAIN_FLAG_NAMES = {"out_dir": ("--out", "--out-dir"), "data_root": ("--data", "--data-root")}
 
 
 def _add_train_config_flags(p: argparse.ArgumentParser) -> list[str]:
-    """One flag per :class:`~diffnotes.train.TrainConfig` field, help from its docstring."""
-    from .train import TrainConfig
+    """One flag per :class:`~diffnotes.recipe.TrainConfig` field, help from its docstring."""
 
     hints = typing.get_type_hints(TrainConfig)
-    docs = _field_docs(TrainConfig)
+    docs = TrainConfig.field_docs()
     group = p.add_argument_group(
-        "training configuration (the fields of diffnotes.train.TrainConfig; with --resume, "
+        "training configuration (the fields of diffnotes.recipe.TrainConfig; with --resume, "
         "unset ones come from the saved run)")
     names = []
     for f in dataclasses.fields(TrainConfig):
@@ -644,8 +198,6 @@ def _add_train_config_flags(p: argparse.ArgumentParser) -> list[str]:
 # commands
 # =============================================================================================
 def _cmd_train(args) -> int:
-    from . import data
-    from .train import TrainConfig, train
 
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
     say = print if rank0 else (lambda *a, **k: None)
@@ -702,9 +254,10 @@ def _check_sampling_args(args) -> None:
         raise CLIError(f"--eta applies only to --sampler ddim, got --sampler {args.sampler}")
     if args.steps is not None and args.sampler == "ode_rk45":
         raise CLIError("--steps does not apply to --sampler ode_rk45 (an adaptive solver; set --rtol/--atol)")
-    if args.spacing != "uniform" and args.sampler not in ("ddpm", "ddim"):
-        raise CLIError(f"--spacing {args.spacing} applies only to ddpm and ddim; the SDE samplers use a "
-                       f"uniform time grid")
+    if args.spacing not in (None, "uniform") and SAMPLERS[args.sampler].kind != "discrete":
+        raise CLIError(f"--spacing {args.spacing} applies only to the discrete samplers "
+                       f"({', '.join(n for n, s in SAMPLERS.items() if s.kind == 'discrete')}); "
+                       f"--sampler {args.sampler} uses a uniform time grid")
     if args.clip_x0 is not None and args.sampler not in ("ddpm", "ddim"):
         raise CLIError(f"--clip-x0 applies only to ddpm and ddim, got --sampler {args.sampler}")
 
@@ -715,9 +268,14 @@ def _draw(args, n: int) -> tuple[torch.Tensor, dict]:
     model = load_model(args.ckpt, device=device, ema=not args.raw_weights, bf16=bf16)
     info: dict = {}
     kwargs = dict(_sampling_kwargs(args), device=device)
+    if SAMPLERS[args.sampler].needs_gamma:  # Analytic-DPM's Gamma from training images, before sampling
+        spec = SAMPLERS[args.sampler]
+        steps = args.steps or spec.default_steps
+        ts = sampler_timesteps(model.schedule.T, steps, args.spacing or spec.spacing, schedule=model.schedule)
+        kwargs["gamma"] = training_gamma(model, ts, root=args.data)
     images = sample_images(model, n, info=info, **kwargs)
     meta = {"sampler": args.sampler, "steps": -1 if info["steps"] is None else info["steps"],
-            "eta": kwargs["eta"], "spacing": args.spacing, "seed": args.seed, "ckpt": str(args.ckpt),
+            "eta": kwargs["eta"], "spacing": info["spacing"] or "uniform", "seed": args.seed, "ckpt": str(args.ckpt),
             "nfe": info["nfe"], "dtype": args.dtype, "device": device, "T": model.schedule.T,
             "sample_seconds": info["seconds"], "bf16": isinstance(model, BF16Autocast),
             "label": -1 if args.label is None else (-2 if args.label == "cycle" else args.label)}
@@ -725,8 +283,6 @@ def _draw(args, n: int) -> tuple[torch.Tensor, dict]:
 
 
 def _save_samples(out: Path, images: torch.Tensor, meta: dict, grid: int) -> tuple[Path, Path | None]:
-    from .data import save_grid_png, save_npz
-
     seed = int(meta["seed"])
     npz = save_npz(out / "samples.npz", images, seeds=np.arange(seed, seed + images.shape[0], dtype=np.int64),
                    **{k: np.asarray(v) for k, v in meta.items()})
@@ -781,8 +337,6 @@ def _load_images_npz(path: Path, what: str) -> tuple[np.ndarray, dict]:
 
 
 def _cmd_fid(args) -> int:
-    from . import data, fid
-
     t0 = time.perf_counter()
     device = args.device or _default_device()
     if args.ckpt is not None:
@@ -867,7 +421,7 @@ def _cmd_bench(args) -> int:
     rows = bench(presets, devices, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                  seconds=args.seconds, sample_steps=args.sample_steps, bf16=args.bf16,
                  progress=not args.no_progress)
-    print(_bench_table(rows))
+    print(bench_table(rows))
     print("train img/s: optimizer steps x batch / s; sample img/s: finished images / s of a DDIM run "
           "with 'sampler steps' steps; NFE img/s: images / s through one network evaluation")
     if args.json is not None:
@@ -898,17 +452,20 @@ def _add_sampling_args(p: argparse.ArgumentParser, *, n_default: int | None, n_h
     g = p.add_argument_group("sampling")
     g.add_argument("--n", type=_int_at_least(1), default=n_default, help=n_help)
     g.add_argument("--batch-size", type=_int_at_least(1), default=256, help="images per batch")
-    g.add_argument("--sampler", choices=SAMPLERS, default="ddim",
-                   help="ddpm: ancestral (Ho et al. 2020); ddim: DDIM with --eta (Song et al. 2021); "
-                        "euler_maruyama / pc (predictor-corrector): reverse VP SDE; ode_heun / ode_rk45: "
-                        "probability-flow ODE (Song et al. 2021b); the SDE samplers need a linear schedule")
+    g.add_argument("--sampler", choices=tuple(SAMPLERS), default="ddim",
+                   help="; ".join(f"{s.name}: {s.label} ({s.paper})" for s in SAMPLERS.values())
+                        + ". The SDE / ODE samplers integrate the VP SDE and need a linear schedule; analytic "
+                          "estimates its variances on 1 000 CIFAR-10 training images (--data)")
     g.add_argument("--steps", type=_int_at_least(1), default=None,
-                   help="sampler steps (default: ddpm all T, ddim 100, euler_maruyama 1000, pc 1000, "
-                        "ode_heun 100 = 200 network calls; not used by ode_rk45)")
+                   help="sampler steps (default: " + ", ".join(
+                       f"{s.name} {s.default_steps or 'all T'}" for s in SAMPLERS.values() if s.kind != "adaptive")
+                        + "; heun, pc and ode_heun make 2 network calls a step; not used by ode_rk45)")
     g.add_argument("--eta", type=_float_at_least(0.0), default=None,
                    help="DDIM eta: 0 deterministic, 1 DDPM-like noise (ddim only; default 0)")
-    g.add_argument("--spacing", choices=("uniform", "quadratic"), default="uniform",
-                   help="which timesteps ddpm/ddim visit (Song et al. 2021, app. D.2)")
+    g.add_argument("--spacing", choices=SPACINGS, default=None,
+                   help="which timesteps a discrete sampler visits: uniform or quadratic (Song et al. 2021, "
+                        "app. D.2), or karras (EDM's rho = 7; Karras et al. 2022, eq. 5); default: uniform, "
+                        "karras for dpmpp2m and heun")
     g.add_argument("--clip-x0", type=_float_at_least(0.0, strict=True), default=None, metavar="C",
                    help="clamp the predicted x_0 to [-C, C] in each ddpm/ddim step (default: no clamp; "
                         "Ho et al. use 1)")
@@ -950,8 +507,6 @@ def _add_sampling_args(p: argparse.ArgumentParser, *, n_default: int | None, n_h
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The ``argparse`` parser of ``python -m diffnotes`` (one sub-parser per command)."""
-    from .fid import INCEPTION_BATCH
-
     parser = argparse.ArgumentParser(
         prog=prog or "python -m diffnotes", formatter_class=_Formatter,
         description="diffnotes: train, sample from, evaluate and benchmark diffusion models on CIFAR-10.",
@@ -1008,6 +563,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _add_sampling_args(p, n_default=64, n_help="number of images")
     p.add_argument("--out", default="samples", help="output folder")
     p.add_argument("--grid", type=_int_at_least(0), default=64, help="images in grid.png (the first ones; 0: none)")
+    p.add_argument("--data", default=None,
+                   help="cifar-10-batches-py folder (default: $DIFFNOTES_CIFAR10, the cache folder): --sampler analytic "
+                        "estimates its variances on its first 1 000 training images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     # ---- fid ----
@@ -1081,8 +639,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -1093,10 +649,6 @@ def _prog() -> str:
 
 
 def _exit_code_for(err: BaseException) -> int | None:
-    from .data import DataNotFoundError
-    from .fid import InceptionNotFoundError
-    from .train import CheckpointDamagedError
-
     if isinstance(err, CLIError):
         return err.code
     if isinstance(err, (FileNotFoundError, FileExistsError, DataNotFoundError, InceptionNotFoundError,

@@ -23,8 +23,12 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["FAST", "sizes", "cifar10_images", "CheckTable", "grade", "ExerciseNotPassed", "show_figure", "show_images", "load_model", "fid_tables",
-           "measurements", "headline_table", "fid_half_gap", "fid_with_halves", "training_gamma", "detail", "contrast", "paired_gap"]
+from . import data
+from .derive import check_against
+from .data import make_grid, to_uint8
+
+__all__ = ["FAST", "SLIDE_CODE_TAG", "sizes", "cifar10_images", "CheckTable", "grade", "ExerciseNotPassed", "show_figure", "show_images", 
+           "detail", "contrast", "paired_gap"]
 
 
 def _env_flag(name: str) -> bool:
@@ -42,6 +46,9 @@ def _default_fast() -> bool:
 
 
 FAST: bool = _default_fast()
+
+#: The cell tag of code a slide deck shows (``make slides`` hides every other code cell; scripts/slides).
+SLIDE_CODE_TAG = "slide-code"
 """Fast mode: small sample counts, so that Run All of a chapter takes minutes, not hours, on a 2-core CPU.
 
 On by default on a CPU (what ``make course`` opens) and under ``DIFFNOTES_FAST=1`` (``make test``, CI;
@@ -63,7 +70,6 @@ def cifar10_images(n: int | None = None, split: str = "test", *, verbose: bool =
     """
     import warnings
 
-    from . import data
 
     try:
         with warnings.catch_warnings():
@@ -175,8 +181,6 @@ class CheckTable:
         :func:`diffnotes.derive.check_against` (which raises with the worst point when they disagree;
         ``kw`` goes to it: ``domain``, ``constraint``, ``n``, ``atol``) and records its largest relative
         error against ``rtol``."""
-        from .derive import check_against
-
         report = check_against(expr, fn, symbols, rtol=rtol, **kw)
         self.check(f"{name}: largest relative error", report.max_rel_error, 0.0, atol=rtol,
                    why=why or f"{report.n} random points; float64 round-off")
@@ -283,7 +287,6 @@ def show_images(x, *, nrow: int = 8, title: str | None = None, ax=None, scale: f
     """
     import matplotlib.pyplot as plt
 
-    from .data import make_grid, to_uint8
 
     x = torch.as_tensor(x).detach().cpu()
     if x.dtype != torch.uint8:
@@ -302,151 +305,6 @@ def show_images(x, *, nrow: int = 8, title: str | None = None, ax=None, scale: f
     if title:
         ax.set_title(title)
     return fig
-
-
-def load_model(name: str | None = None, *, bf16: bool | None = None):
-    """The shipped trained model (see ``diffnotes/pretrained/MODEL_CARD.md``), on the CPU, eval mode.
-
-    ``name`` defaults to :data:`diffnotes.train.DEFAULT_MODEL`. On a CPU with native bf16 the
-    network runs under bf16 autocast (:func:`diffnotes.unet.fast_inference`), about 1.7 times
-    faster; ``bf16=False``, or the environment variable ``DIFFNOTES_BF16=0``, keeps float32.
-    """
-    from .train import DEFAULT_MODEL, pretrained
-    from .unet import fast_inference
-
-    if bf16 is None and os.environ.get("DIFFNOTES_BF16", "").strip() in ("0", "false", "no"):
-        bf16 = False
-    return fast_inference(pretrained(name or DEFAULT_MODEL), bf16)
-
-
-def training_gamma(model, timesteps, *, schedule=None, n: int = 1000, seed: int = 0) -> torch.Tensor:
-    r"""Analytic-DPM's :math:`\Gamma_n` of a CIFAR-10 model at ``timesteps``, estimated on the first ``n``
-    training images with one noise draw each from ``torch.Generator().manual_seed(seed)``
-    (:func:`diffnotes.fast_samplers.estimate_gamma`, Bao et al. 2022, eq. 8).
-
-    The estimate recorded with the shipped model's measurements: ``scripts/model_card/fid_rows.py`` (FID of
-    Analytic-DPM) and ``scripts/fast_samplers/bits_per_dim.py`` (its variational bound). ``schedule``
-    defaults to ``model.schedule``; ``timesteps`` index it. Raises ``FileNotFoundError`` when no CIFAR-10
-    folder is configured. Float64 ``[len(timesteps)]``."""
-    from . import fast_samplers
-
-    images = cifar10_images(split="train", verbose=False)
-    if images is None:
-        raise FileNotFoundError("Gamma is estimated on CIFAR-10 training images, but no CIFAR-10 folder is "
-                                "configured: set DIFFNOTES_CIFAR10 to a cifar-10-batches-py folder")
-    if not 1 <= n <= images.shape[0]:
-        raise ValueError(f"n must be between 1 and {images.shape[0]} (the training images), got {n}")
-    from .data import to_float
-
-    x0 = to_float(images[:n])
-    with torch.no_grad():
-        return fast_samplers.estimate_gamma(model, x0, timesteps, schedule=schedule or model.schedule,
-                                            batch_size=250, generator=torch.Generator().manual_seed(seed))
-
-
-def measurements(kind: str = "fid", name: str | None = None) -> dict | None:
-    """What was measured on a shipped model (default :data:`diffnotes.train.DEFAULT_MODEL`), as recorded
-    in ``diffnotes/pretrained/fid/``: ``kind="fid"`` the FID rows written by
-    ``scripts/model_card/fid_rows.py``, ``"bpd"`` the bits/dim written by
-    ``scripts/fast_samplers/bits_per_dim.py``, ``"headline"`` the FID of 10 000 samples against the 50 000
-    training images written by ``scripts/model_card/headline.py``. ``None`` when that was not measured."""
-    import json
-
-    from .train import DEFAULT_MODEL, PRETRAINED_DIR
-
-    if kind not in ("fid", "bpd", "headline"):
-        raise ValueError(f"kind must be 'fid', 'bpd' or 'headline', got {kind!r}")
-    path = PRETRAINED_DIR / "fid" / (f"{name or DEFAULT_MODEL}" + ("" if kind == "fid" else f"-{kind}") + ".json")
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def fid_half_gap(name: str | None = None) -> float:
-    """The noise of FID at N = 1 000, as recorded: the largest gap between the FID of the first and of the
-    second 1 000 samples of one row of :func:`measurements` (a difference between two rows smaller than this
-    is not evidence). Chapters 8 and 9."""
-    rows = (measurements("fid", name) or {}).get("rows", {}).values()
-    gaps = [abs(r["fid_first1000"] - r["fid_second1000"]) for r in rows if "fid_second1000" in r]
-    if not gaps:
-        raise ValueError(f"no FID row of {name or 'the default model'} has both halves recorded")
-    return max(gaps)
-
-
-def fid_with_halves(row: dict) -> str:
-    """One recorded FID row as text: its FID, and in brackets the FID of its first and second 1 000 samples
-    where both are recorded (``"59.2 (70.6 / 72.6)"``; just ``"59.2"`` otherwise)."""
-    halves = f" ({row['fid_first1000']:.1f} / {row['fid_second1000']:.1f})" if "fid_second1000" in row else ""
-    return f"{row['fid']:.1f}{halves}"
-
-
-_FID_MAIN = [
-    ("ddim_10", "DDIM, eta 0, 10 steps"), ("ddim_20", "DDIM, eta 0, 20 steps"), ("ddim_50", "DDIM, eta 0, 50 steps"),
-    ("ddim_100", "DDIM, eta 0, 100 steps"), ("ddpm_100", "DDPM (beta_tilde), 100 respaced steps"),
-    ("ode_heun_50", "PF-ODE (VP SDE), Heun, 50 steps, t from 1 to 1e-3"),
-    ("ddim_50_cond", "DDIM, eta 0, 50 steps, labels 0..9 in turn"),
-    ("real_test", "real test images of the stand-in (the floor at this N)"),
-]
-_FID_SAMPLERS = [("DDIM (even in t)", "ddim_{}"), ("DPM-Solver++ 2M (rho = 7)", "dpmpp2m_{}_rho7"),
-                 ("Heun, EDM (rho = 7)", "heun_{}_rho7")]
-
-
-def fid_tables(name: str | None = None) -> list[str]:
-    """The FID of a shipped model as two Markdown tables, from :func:`measurements`: the model card's main
-    table (samplers, labels, the real-data floor; with wall times) and FID against NFE for chapter 9's
-    samplers. A row not measured reads "not measured". ``[]`` when nothing was measured."""
-    res = measurements("fid", name)
-    if res is None:
-        return []
-    rows = res["rows"]
-    n = max(r["n"] for r in rows.values())
-
-    def fid(r):
-        return "not measured" if r is None else f"**{r['fid']:.1f}** ({r['fid_first1000']:.1f})"
-
-    main = [f"| samples | NFE | FID ({n:,} vs 2 000 train; first 1 000 in brackets) | wall time on the CPU |".replace(",", " "),
-            "|---|---|---|---|"]
-    for key, label in _FID_MAIN:
-        r = rows.get(key)
-        nfe = "-" if r is None or r["nfe"] is None else r["nfe"]
-        wall = "-" if r is None else f"{r['seconds']:.0f} s ({r['sample_seconds']:.0f} s of it sampling)"
-        main.append(f"| {label} | {nfe} | {fid(r)} | {wall} |")
-    nfe_rows = ["| NFE | " + " | ".join(f"FID: {s}" for s, _ in _FID_SAMPLERS) + " |", "|---|---|---|---|"]
-    for nfe, heun in ((5, 5), (10, 9), (20, 19), (50, 49)):  # Heun's NFE is odd: 2 x steps - 1
-        cells = [fid(rows.get(pattern.format(heun if s.startswith("Heun") else nfe))) for s, pattern in _FID_SAMPLERS]
-        nfe_rows.append(f"| {nfe} (Heun {heun}) | " + " | ".join(cells) + " |")
-    return ["\n".join(main), "\n".join(nfe_rows)]
-
-
-def headline_table(name: str | None = None) -> str | None:
-    """The model card's headline FID as a Markdown table, from :func:`measurements` ``("headline")``: DDIM
-    (eta 0, 50 steps) with all its samples and with the first 2 000, the real test images as the floor at
-    both sizes, all against the statistics of the whole training set, with the wall time of each part.
-    ``None`` when it was not measured; a part not measured yet reads "not measured"."""
-    res = measurements("headline", name)
-    if res is None:
-        return None
-    n, n_ref, sec = res["n"], res.get("n_train"), res.get("seconds", {})
-
-    def num(k):
-        return f"{k:,}".replace(",", " ")
-
-    def cell(key, bold=False):
-        return "not measured" if key not in res else (f"**{res[key]:.1f}**" if bold else f"{res[key]:.1f}")
-
-    def minutes(sampling, inception):  # keys of the recorded seconds
-        parts = [f"{sec[k] / 60:.0f} min {what}" for k, what in ((sampling, "sampling"), (inception, "Inception"))
-                 if k in sec]
-        return " + ".join(parts) or "-"
-
-    against = f"{num(n_ref)} training images" if n_ref else "the training images"
-    rows = [f"| images | N | FID against {against} | wall time on the CPU |", "|---|---|---|---|",
-            f"| DDIM, eta 0, {res['steps']} steps | {num(n)} | {cell('fid', True)} | {minutes('sampling', 'samples')} |",
-            f"| the first 2 000 of them | 2 000 | {cell('fid_first2000')} | (included) |",
-            f"| real test images (the floor) | {num(n)} | {cell('floor', True)} | {minutes(None, 'test')} |",
-            f"| the first 2 000 of them | 2 000 | {cell('floor_first2000')} | (included) |"]
-    if "train" in sec:
-        rows.append(f"| reference: Inception statistics of the training images | {num(n_ref or 0)} | - | "
-                    f"{sec['train'] / 60:.0f} min Inception |")
-    return "\n".join(rows)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ __all__ = [
     "quadratic_timesteps",
     "random_timesteps",
     "make_timesteps",
+    "make_schedule",
+    "SCHEDULES",
 ]
 
 
@@ -295,3 +297,15 @@ def make_timesteps(T: int, S: int, spacing: str = "uniform") -> torch.Tensor:
     if spacing == "quadratic":
         return quadratic_timesteps(T, S)
     raise ValueError(f"spacing must be 'uniform' or 'quadratic', got {spacing!r}")
+
+
+SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}  # the schedules a config may name
+
+
+def make_schedule(name: str, T: int = 1000) -> Schedule:
+    """The schedule called ``name`` with ``T`` steps: ``"linear"`` (Ho et al. 2020, sec. 4) or ``"cosine"``
+    (Nichol & Dhariwal 2021, eq. 17), :data:`SCHEDULES`; how a training config and a checkpoint's
+    ``config.json`` name their schedule."""
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {name!r}")
+    return SCHEDULES[name](T)

@@ -14,12 +14,14 @@ Chapters 2 (training a DDPM) and 4 (the U-Net); the toy MLP in chapters 2 and 5.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_batch, check_finite, check_int, check_range
+from ._util import carry_trained_attrs, use_bf16
 
 __all__ = [
     "timestep_embedding",
@@ -436,18 +438,15 @@ class BF16Autocast(nn.Module):
     output in the input's dtype: the fast way to evaluate a network on a GPU or on a CPU with
     native bf16 (about 1.7x float32 for the ``cpu`` preset on a 2-core AVX-512 BF16 CPU, ``bench``).
 
-    The wrapped network is ``.inner``; ``.schedule``, ``.config`` and ``.num_classes`` are
-    passed through. Outputs differ from float32 by bf16 rounding (relative error about 1e-2,
+    The wrapped network is ``.inner``; the trained-model attributes (``.schedule``, ``.config``,
+    ``.arch``, ``.num_classes``: :data:`diffnotes._util.TRAINED_MODEL_ATTRS`) are passed through. Outputs differ from float32 by bf16 rounding (relative error about 1e-2,
     bounded in ``tests/test_unet.py``).
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.inner = model.to(memory_format=torch.channels_last)
-        for name in ("schedule", "config", "arch"):
-            if hasattr(model, name):
-                object.__setattr__(self, name, getattr(model, name))
-        self.num_classes = getattr(model, "num_classes", 0)
+        carry_trained_attrs(model, self)
 
     def forward(self, x: torch.Tensor, t, *args, **kwargs) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
@@ -457,14 +456,14 @@ class BF16Autocast(nn.Module):
 
 def fast_inference(model: nn.Module, bf16: bool | None = None) -> nn.Module:
     """``model`` wrapped in :class:`BF16Autocast` when ``bf16`` is True, or, when ``bf16`` is None,
-    when its device runs bf16 natively (CUDA, or a CPU with AVX-512 BF16 / AMX); else ``model``."""
-    from ._util import use_bf16
-
+    when its device runs bf16 natively (CUDA, or a CPU with AVX-512 BF16 / AMX) and the environment
+    variable ``DIFFNOTES_BF16`` is not ``0`` (how CI runs the chapters with the network in float32);
+    else ``model``."""
     if isinstance(model, BF16Autocast):
         return model
     device = next(model.parameters()).device
     if bf16 is None:
-        bf16 = use_bf16(device)
+        bf16 = use_bf16(device) and os.environ.get("DIFFNOTES_BF16", "").strip().lower() not in ("0", "false", "no")
     return BF16Autocast(model) if bf16 else model
 
 

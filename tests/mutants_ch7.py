@@ -90,8 +90,8 @@ MUTANTS = [
     Mutant("ch7 trace_sqrt_product(eigh): no sqrt", NB_APP, FRECHET, "fid.trace_sqrt_product", _trace_eigh_no_sqrt),
     Mutant("ch7 feature_statistics: biased covariance", NB_APP, BIAS, "fid.feature_statistics", _stats_biased_cov),
     Mutant("ch7 resize_bilinear_tf1: half-pixel centres", NB_APP, RESIZE, "fid.resize_bilinear_tf1", _resize_half_pixel),
-    Mutant("ch7 recorded FID: DDIM-5 read as DDIM-20", NB, RECORDED, "course.measurements",
+    Mutant("ch7 recorded FID: DDIM-5 read as DDIM-20", NB, RECORDED, "records.measurements",
            _recorded_fid({"ddim_5": "ddim_20"})),
-    Mutant("ch7 recorded FID: DDIM-20 read as DDIM-10", NB, RECORDED, "course.measurements",
+    Mutant("ch7 recorded FID: DDIM-20 read as DDIM-10", NB, RECORDED, "records.measurements",
            _recorded_fid({"ddim_20": "ddim_10"})),
 ]

@@ -108,5 +108,5 @@ MUTANTS = [
     Mutant("ch9 sample_ddim_exp: every other timestep (Heun no longer the worst on rho = 7)", APP, GRIDS,
            "fast_samplers.sample_ddim_exp", _ddim_every_other_step),
     Mutant("ch9 fid_half_gap: doubled (the cap no longer loses to beta_tilde by more than the noise)", APP, CAP,
-           "course.fid_half_gap", _half_gap_doubled),
+           "records.fid_half_gap", _half_gap_doubled),
 ]

@@ -5,7 +5,7 @@ import torch
 
 from diffnotes import classifier as C
 from diffnotes.schedules import linear_schedule
-from diffnotes.train import PRETRAINED_DIR
+from diffnotes.checkpoints import PRETRAINED_DIR
 
 
 def _gen(seed):

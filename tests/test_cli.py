@@ -92,7 +92,7 @@ def test_help_of_each_command(command, capsys):
 def test_train_has_a_flag_for_every_config_field(capsys):
     import dataclasses
 
-    from diffnotes.train import TrainConfig
+    from diffnotes.recipe import TrainConfig
 
     _, out, _ = run(["train", "--help"], capsys)
     special = {"out_dir": "--out", "data_root": "--data"}
@@ -471,7 +471,8 @@ def test_damaged_weights_say_so_and_resume_rewrites_them(trained, tmp_path, caps
 
 
 def test_sample_with_a_label(tmp_path, capsys):
-    from diffnotes.train import TrainConfig, train
+    from diffnotes.recipe import TrainConfig
+    from diffnotes.train import train
 
     images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     cfg = TrainConfig(preset="tiny", unet={"num_classes": 3}, total_steps=1, batch_size=4,

@@ -124,7 +124,7 @@ def test_classifier_eps_checks():
 
 
 def test_guidance_explorer_caches_and_counts():
-    from diffnotes.guidance_widget import GuidanceExplorer
+    from diffnotes.widgets import GuidanceExplorer
 
     calls = []
 

@@ -14,24 +14,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import diffnotes.checkpoints as ck
+import diffnotes.recipe as rc
 import diffnotes.train as tr
 from diffnotes.data import ImageLoader
 from diffnotes.forward import q_sample
 from diffnotes.losses import nearest_log_snr_index
-from diffnotes.schedules import linear_schedule
-from diffnotes.train import (
-    EMA,
-    TrainConfig,
-    ema_decay_at,
-    export_bf16,
-    load_checkpoint,
-    make_schedule,
-    pretrained,
-    train,
-    train_step,
-    warmup_lr,
-)
-from diffnotes.unet import make_unet
+from diffnotes.checkpoints import export_bf16, load_checkpoint, pretrained
+from diffnotes.recipe import EMA, TrainConfig, ema_decay_at, warmup_lr
+from diffnotes.schedules import linear_schedule, make_schedule
+from diffnotes.train import train, train_step
+from diffnotes._util import atomic_write
+from diffnotes.unet import ToyMLP, UNet, make_unet
 
 
 @pytest.fixture(scope="module")
@@ -306,17 +300,17 @@ def test_export_bf16_and_pretrained(tmp_path, images):
 
 def test_atomic_write_never_leaves_a_partial_file(tmp_path):
     path = tmp_path / "w.bin"
-    tr.atomic_write(path, lambda f: f.write(b"old contents"))
+    atomic_write(path, lambda f: f.write(b"old contents"))
 
     def crash(f):
         f.write(b"half of the new")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        tr.atomic_write(path, crash)
+        atomic_write(path, crash)
     assert path.read_bytes() == b"old contents"
     with pytest.raises(RuntimeError):
-        tr.atomic_write(tmp_path / "new.bin", crash)
+        atomic_write(tmp_path / "new.bin", crash)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.bin"]
     # the file gets the permissions of an ordinary new file (not a private temp file's 0600)
     umask = os.umask(0)
@@ -336,7 +330,7 @@ def test_checkpoint_crash_keeps_the_last_good_state(tmp_path, images, monkeypatc
         f.truncate(100)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tr.torch, "save", dying_save)
+    monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(tmp_path, total_steps=4), images, progress=False, resume=True)
     monkeypatch.undo()
@@ -483,7 +477,7 @@ def test_ddp_two_processes_gloo(tmp_path, images):
     # rank's noise, gradients averaged (float32 sums in another order: close, not bitwise)
     cfg = _cfg(out, total_steps=2, dropout=0.0, bf16=False, channels_last=False)
     torch.manual_seed(cfg.seed)
-    model = tr.UNet(**cfg.model_kwargs((3, 8, 8)))
+    model = UNet(**cfg.model_kwargs((3, 8, 8)))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loader = ImageLoader(images, cfg.batch_size, seed=cfg.seed, flip=cfg.hflip)
     gens = [torch.Generator().manual_seed(tr._derive_seed(cfg.seed, rank, 2)) for rank in range(2)]
@@ -509,18 +503,18 @@ def test_ddp_two_processes_gloo(tmp_path, images):
 def test_save_checkpoint_toy_mlp_with_a_custom_schedule(tmp_path):
     # any diffnotes model and any schedule round-trip (non-standard betas are stored in full)
     torch.manual_seed(0)
-    model = tr.ToyMLP(dim=2, hidden=16, depth=1)
+    model = ToyMLP(dim=2, hidden=16, depth=1)
     sched = linear_schedule(50, beta_start=1e-3, beta_end=0.05)
-    tr.save_checkpoint(tmp_path, model=model, ema=EMA(model), schedule=sched, step=0)
+    ck.save_checkpoint(tmp_path, model=model, ema=EMA(model), schedule=sched, step=0)
     loaded = load_checkpoint(tmp_path, ema=False)
     x, t = torch.randn(4, 2), torch.tensor([0, 10, 20, 49])
     with torch.no_grad():
         assert torch.equal(loaded(x, t), model(x, t))
     assert torch.equal(loaded.schedule.betas, sched.betas)
-    assert "betas" not in json.loads(json.dumps(tr._schedule_spec(make_schedule("cosine", 10))))
+    assert "betas" not in json.loads(json.dumps(ck.schedule_spec(make_schedule("cosine", 10))))
     before = (tmp_path / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="UNet or ToyMLP"):
-        tr.save_checkpoint(tmp_path, model=torch.nn.Linear(2, 2), ema=None, schedule=sched, step=0)
+        ck.save_checkpoint(tmp_path, model=torch.nn.Linear(2, 2), ema=None, schedule=sched, step=0)
     assert (tmp_path / "model.safetensors").read_bytes() == before  # nothing was overwritten
 
 
@@ -627,7 +621,7 @@ def test_the_shipped_default_model():
     from diffnotes.unet import PRESETS, count_parameters
 
     m = diffnotes.pretrained()
-    assert tr.DEFAULT_MODEL == "cifar10-cpu-3" and m.config["dtype"] == "bfloat16"
+    assert ck.DEFAULT_MODEL == "cifar10-cpu-3" and m.config["dtype"] == "bfloat16"
     kwargs = m.config["model"]["kwargs"]
     assert {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items() if k in PRESETS["cpu"]} == PRESETS["cpu"]
     assert count_parameters(m) == 2_737_507 and m.num_classes == 10 and not m.training
@@ -686,7 +680,7 @@ def test_recipe_config_errors_name_the_field():
 def test_lr_decay_is_the_base_rate_before_and_zero_at_the_end(kind, total, fraction):
     decay = max(1, round(fraction * total))
     start = total - decay
-    m = [tr.lr_decay_factor(s, total, kind, fraction) for s in range(total + 3)]
+    m = [rc.lr_decay_factor(s, total, kind, fraction) for s in range(total + 3)]
     assert all(v == 1.0 for v in m[:start + 1])  # the base rate until the decay begins
     assert m[total] == 0.0 and m[total + 2] == 0.0  # zero at total_steps (and after)
     assert m[total - 1] > 0.0  # the last step still moves
@@ -698,29 +692,29 @@ def test_lr_decay_is_the_base_rate_before_and_zero_at_the_end(kind, total, fract
     else:
         assert m[start + 1] == pytest.approx(0.5 * (1 + math.cos(math.pi / decay)))
     # with the warm-up: the base learning rate after the warm-up and before the decay, warm-up x decay inside
-    lr = [tr.scheduled_lr(s, 1e-3, 3, total, kind, fraction) for s in range(total + 1)]
+    lr = [rc.scheduled_lr(s, 1e-3, 3, total, kind, fraction) for s in range(total + 1)]
     for s in range(total + 1):
         assert lr[s] == pytest.approx(warmup_lr(s, 1e-3, 3) * m[s])
     assert lr[total] == 0.0
 
 
 def test_lr_schedule_constant_is_the_warmup_and_errors():
-    assert all(tr.scheduled_lr(s, 2e-4, 10, 50) == warmup_lr(s, 2e-4, 10) for s in range(80))
-    assert tr.lr_decay_factor(10**6, 5, "constant") == 1.0
+    assert all(rc.scheduled_lr(s, 2e-4, 10, 50) == warmup_lr(s, 2e-4, 10) for s in range(80))
+    assert rc.lr_decay_factor(10**6, 5, "constant") == 1.0
     with pytest.raises(ValueError, match="kind must be one of"):
-        tr.lr_decay_factor(0, 10, "step")
+        rc.lr_decay_factor(0, 10, "step")
     with pytest.raises(ValueError, match="fraction"):
-        tr.lr_decay_factor(0, 10, "cosine", 0.0)
+        rc.lr_decay_factor(0, 10, "cosine", 0.0)
     with pytest.raises(ValueError, match="step must be"):
-        tr.scheduled_lr(-1, 1e-3, 0, 10, "linear")
+        rc.scheduled_lr(-1, 1e-3, 0, 10, "linear")
     with pytest.raises(ValueError, match="total_steps must be"):
-        tr.lr_decay_factor(0, -1, "linear")
+        rc.lr_decay_factor(0, -1, "linear")
 
 
 @pytest.mark.parametrize("sigma_rel", [0.05, 0.1, 0.2])
 def test_power_ema_gamma_inverts_sigma_rel(sigma_rel):
-    gamma = tr.power_ema_gamma(sigma_rel)
-    assert tr.power_ema_sigma_rel(gamma) == pytest.approx(sigma_rel, rel=1e-10)
+    gamma = rc.power_ema_gamma(sigma_rel)
+    assert rc.power_ema_sigma_rel(gamma) == pytest.approx(sigma_rel, rel=1e-10)
     # sigma_rel is the std of the density (gamma + 1) x^gamma on (0, 1], by quadrature
     x = torch.linspace(0, 1, 200_001, dtype=torch.float64)
     p = (gamma + 1) * x**gamma
@@ -730,16 +724,16 @@ def test_power_ema_gamma_inverts_sigma_rel(sigma_rel):
 
 
 def test_power_ema_gamma_values_and_errors():
-    assert tr.power_ema_gamma(0.10) == pytest.approx(6.94, abs=0.01)  # the value EDM2 quotes for 0.10
-    assert tr.power_ema_gamma(1 / math.sqrt(12)) == pytest.approx(0.0, abs=1e-6)  # gamma = 0: a plain mean
+    assert rc.power_ema_gamma(0.10) == pytest.approx(6.94, abs=0.01)  # the value EDM2 quotes for 0.10
+    assert rc.power_ema_gamma(1 / math.sqrt(12)) == pytest.approx(0.0, abs=1e-6)  # gamma = 0: a plain mean
     with pytest.raises(ValueError, match="sigma_rel"):
-        tr.power_ema_gamma(0.3)
+        rc.power_ema_gamma(0.3)
     with pytest.raises(ValueError, match="sigma_rel"):
-        tr.power_ema_gamma(0.0)
+        rc.power_ema_gamma(0.0)
     with pytest.raises(ValueError, match="images_seen"):
-        tr.power_ema_decay(10, 64, 6.9)
+        rc.power_ema_decay(10, 64, 6.9)
     with pytest.raises(ValueError, match="batch_size"):
-        tr.power_ema_decay(100, 0, 6.9)
+        rc.power_ema_decay(100, 0, 6.9)
 
 
 def test_power_ema_averages_a_fixed_fraction_of_the_images_seen():
@@ -747,9 +741,9 @@ def test_power_ema_averages_a_fixed_fraction_of_the_images_seen():
     step's weights end up with: they are about proportional to tau^gamma, their relative std is
     sigma_rel after any number of steps, and beta approaches the rule 1 - (gamma+1) B / n."""
     sigma_rel, B = 0.1, 4
-    gamma = tr.power_ema_gamma(sigma_rel)
+    gamma = rc.power_ema_gamma(sigma_rel)
     for n_steps in (2000, 20000):
-        beta = torch.tensor([tr.power_ema_decay((s + 1) * B, B, gamma) for s in range(n_steps)], dtype=torch.float64)
+        beta = torch.tensor([rc.power_ema_decay((s + 1) * B, B, gamma) for s in range(n_steps)], dtype=torch.float64)
         assert float(beta[0]) == 0.0
         # weight of step s in the final average: (1 - beta_s) prod_{k > s} beta_k
         tail = torch.cat([torch.flip(torch.cumprod(torch.flip(beta[1:], [0]), 0), [0]),
@@ -763,7 +757,7 @@ def test_power_ema_averages_a_fixed_fraction_of_the_images_seen():
         ref = tau**gamma / (tau**gamma).sum()
         assert float((w - ref).abs().sum()) < 0.01  # total variation from the tau^gamma profile
     n = 10**6
-    assert 1 - tr.power_ema_decay(n, B, gamma) == pytest.approx((gamma + 1) * B / n, rel=1e-4)
+    assert 1 - rc.power_ema_decay(n, B, gamma) == pytest.approx((gamma + 1) * B / n, rel=1e-4)
 
 
 def test_ema_with_power_gamma_counts_the_images_before():
@@ -819,10 +813,10 @@ def test_a_run_with_the_recipe_records_it_and_resumes_exactly(tmp_path, images):
         assert config["train"][k] == v, k
     rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
-        assert row["lr"] == pytest.approx(tr.scheduled_lr(row["step"] - 1, 1e-3, 3, 7, "cosine", 0.5))
+        assert row["lr"] == pytest.approx(rc.scheduled_lr(row["step"] - 1, 1e-3, 3, 7, "cosine", 0.5))
     assert rows[-1]["lr"] < rows[0]["lr"]
     # the power-function EMA: after 7 steps of 4 images the average is not the raw weights and not the start
-    assert straight.ema.power_gamma == pytest.approx(tr.power_ema_gamma(0.1))
+    assert straight.ema.power_gamma == pytest.approx(rc.power_ema_gamma(0.1))
     raw, avg = _state(straight), straight.ema.shadow
     assert max(float((raw[k] - avg[k]).abs().max()) for k in raw if raw[k].is_floating_point()) > 0
 
@@ -881,16 +875,16 @@ def _stage_keys(stage):
 
 
 def test_lineage_totals_sum_the_stages_and_name_what_is_missing():
-    stages = [tr._stage_record("a", None, 10, 64, 100.0, "cpu"), tr._stage_record("b", "a", 5, 32, 36.0, "cuda"),
-              tr._stage_record("c", "b", 3, 8, None, "cpu")]
-    lin = tr.lineage_totals(stages)
+    stages = [ck.stage_record("a", None, 10, 64, 100.0, "cpu"), ck.stage_record("b", "a", 5, 32, 36.0, "cuda"),
+              ck.stage_record("c", "b", 3, 8, None, "cpu")]
+    lin = ck.lineage_totals(stages)
     assert lin["images"] == 10 * 64 + 5 * 32 + 3 * 8
     assert lin["seconds"] == 136.0 and lin["hours"] == pytest.approx(136 / 3600, abs=1e-3)
     assert lin["cpu_hours"] == pytest.approx(100 / 3600, abs=1e-3)
     assert lin["not_recorded"] == ["seconds of stage 3 (c)"]
-    assert "not_recorded" not in tr.lineage_totals(stages[:2])
+    assert "not_recorded" not in ck.lineage_totals(stages[:2])
     with pytest.raises(ValueError, match="stages must be a list"):
-        tr.lineage_totals({"a": 1})
+        ck.lineage_totals({"a": 1})
 
 
 def test_lineage_across_init_from_and_resume(tmp_path, images):
@@ -912,7 +906,7 @@ def test_lineage_across_init_from_and_resume(tmp_path, images):
     c = train(_cfg(tmp_path / "c", total_steps=1, ema_length=0.1, init_from=str(tmp_path / "b")), images,
               progress=False)
     assert c.ema.images_before == 22 and c.lineage["images"] == 26
-    assert c.ema.decay_at(0) == pytest.approx(tr.power_ema_decay(26, 4, tr.power_ema_gamma(0.1)))
+    assert c.ema.decay_at(0) == pytest.approx(rc.power_ema_decay(26, 4, rc.power_ema_gamma(0.1)))
     # ... also when it resumes (the stages before it come from its state.pt)
     train(_cfg(tmp_path / "d", total_steps=1, ema_length=0.1, init_from=str(tmp_path / "b")), images,
           progress=False, max_seconds=0)
@@ -932,10 +926,10 @@ def test_export_carries_the_lineage_of_a_shipped_parent(tmp_path, images, monkey
     train(_cfg(tmp_path / "s", total_steps=2), images, progress=False)
     export_bf16(tmp_path / "s", shipped / "toy.safetensors")
     meta = json.loads((shipped / "toy.json").read_text())
-    earlier = tr._stage_record("runs/earlier", None, 100, 64, 3600.0, "cpu")
-    meta["lineage"] = tr.lineage_totals([earlier] + meta["lineage"]["stages"])
+    earlier = ck.stage_record("runs/earlier", None, 100, 64, 3600.0, "cpu")
+    meta["lineage"] = ck.lineage_totals([earlier] + meta["lineage"]["stages"])
     (shipped / "toy.json").write_text(json.dumps(meta))
-    monkeypatch.setattr(tr, "PRETRAINED_DIR", shipped)
+    monkeypatch.setattr(ck, "PRETRAINED_DIR", shipped)
 
     r = train(_cfg(tmp_path / "run", total_steps=3, init_from="toy"), images, progress=False)
     export_bf16(tmp_path / "run", tmp_path / "out" / "next.safetensors")

@@ -15,7 +15,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from diffnotes import cli  # noqa: E402
+from diffnotes import generate  # noqa: E402
+from diffnotes.generate import SAMPLERS  # noqa: E402
 from diffnotes import widgets as W  # noqa: E402
 from diffnotes.oracles import GaussianMixture, PointSet  # noqa: E402
 from diffnotes.samplers import sample_ddim  # noqa: E402
@@ -120,7 +121,7 @@ def test_counting_model_and_matching_vpsde():
         W.CountingModel(3)
     # the explorer integrates the one VP bridge (diffnotes.adapters.vp_sde_for), as `sample` does
     ex = W.SamplerExplorer(lambda x, t: torch.zeros_like(x), linear_schedule(), x_T=torch.zeros(4, 2))
-    sde = cli.vp_sde_for(linear_schedule())
+    sde = generate.vp_sde_for(linear_schedule())
     assert (ex.sde.beta_min, ex.sde.beta_max) == (sde.beta_min, sde.beta_max)
 
 
@@ -282,30 +283,30 @@ def test_sampler_explorer_nfe_is_the_real_count(schedule, mixture, x_T):
     counter = Counter(mixture.eps_model(schedule))
     ref = mixture.sample(200, generator=torch.Generator().manual_seed(3))
     ex = W.SamplerExplorer(counter, schedule, x_T=x_T, reference=ref)
-    assert list(ex.sampler.options) == list(W.SAMPLERS)
-    per_step = {"predictor-corrector": 2, "PF-ODE Heun": 2}
-    for name in W.SAMPLERS:
+    assert list(ex.sampler.options) == [(s.label, s.name) for s in SAMPLERS.values()]
+    per_step = {"pc": 2, "ode_heun": 2}
+    for name in SAMPLERS:
         ex.sampler.value = name
-        assert ex.eta.disabled == (name != "DDIM") and ex.tol.disabled == (name != "PF-ODE RK45")
-        budgets = [None] if name == "PF-ODE RK45" else list(ex.nfe.options)
-        tols = [v for _, v in ex.tol.options] if name == "PF-ODE RK45" else [ex.tol.value]
+        assert ex.eta.disabled == (name != "ddim") and ex.tol.disabled == (name != "ode_rk45")
+        budgets = [None] if name == "ode_rk45" else list(ex.nfe.options)
+        tols = [v for _, v in ex.tol.options] if name == "ode_rk45" else [ex.tol.value]
         for budget in budgets:
             if budget is not None:
                 ex.nfe.value = budget
             for tol in tols:
                 ex.tol.value = tol
-                for eta in ((0.0, 1.0) if name == "DDIM" else (0.0,)):
+                for eta in ((0.0, 1.0) if name == "ddim" else (0.0,)):
                     ex.eta.value = eta
-                    if name == "Analytic-DPM":
+                    if name == "analytic":
                         ex.compute()      # estimates Gamma once per set of timesteps (not sampler NFE)
                     counter.n = 0
                     r = ex.compute()
-                    assert r["error"] is None and r["sampler"] == name
+                    assert r["error"] is None and r["sampler"] == name and r["label"] == SAMPLERS[name].label
                     assert r["samples"].shape == x_T.shape and torch.isfinite(r["samples"]).all()
                     assert r["nfe"] == counter.n  # reported = calls the model actually received
-                    if name == "PF-ODE RK45":
+                    if name == "ode_rk45":
                         assert r["nfe"] == r["info"]["nfe"] and r["steps"] is None
-                    elif name == "Heun (EDM)":   # no correction on the step onto the data
+                    elif name == "heun":   # no correction on the step onto the data
                         assert r["steps"] == max(1, (budget + 1) // 2) and r["nfe"] == 2 * r["steps"] - 1
                         assert r["nfe"] <= budget
                     else:
@@ -318,27 +319,28 @@ def test_sampler_explorer_samples(schedule, mixture, x_T):
     ref = mixture.sample(400, generator=torch.Generator().manual_seed(3))
     ex = W.SamplerExplorer(mixture.eps_model(schedule), schedule, x_T=x_T, nfe=100, reference=ref)
     out = {}
-    for name in W.SAMPLERS:
+    for name in SAMPLERS:
         ex.sampler.value = name
         ex.tol.value = 1e-5
         a = ex.compute()["samples"]
         ex.seed = 99
         b = ex.compute()["samples"]
         ex.seed = 0
-        stochastic = name in ("DDPM", "Euler-Maruyama", "predictor-corrector", "Analytic-DPM")
+        stochastic = name in ("ddpm", "euler_maruyama", "pc", "analytic")
+        assert stochastic == bool(SAMPLERS[name].stochastic)  # the registry says which draw noise
         assert torch.equal(a, b) != stochastic  # only the stochastic samplers use the generator
         assert near_modes(a, 1.2), name  # with 100 NFE every sampler lands on the mixture
         out[name] = a
     # the deterministic samplers all solve the probability-flow ODE from the same x_T
-    assert (out["PF-ODE Heun"] - out["PF-ODE RK45"]).abs().max() < 0.1
-    assert (out["DDIM"] - out["PF-ODE RK45"]).abs().max() < 0.1
-    assert (out["DPM-Solver++ 2M"] - out["PF-ODE RK45"]).abs().max() < 0.1
-    assert (out["Heun (EDM)"] - out["PF-ODE RK45"]).abs().max() < 0.1
-    assert not torch.allclose(out["DDPM"], out["DDIM"])
+    assert (out["ode_heun"] - out["ode_rk45"]).abs().max() < 0.1
+    assert (out["ddim"] - out["ode_rk45"]).abs().max() < 0.1
+    assert (out["dpmpp2m"] - out["ode_rk45"]).abs().max() < 0.1
+    assert (out["heun"] - out["ode_rk45"]).abs().max() < 0.1
+    assert not torch.allclose(out["ddpm"], out["ddim"])
 
 
 def test_sampler_explorer_analytic_dpm_needs_data(schedule, mixture, x_T):
-    ex = W.SamplerExplorer(mixture.eps_model(schedule), schedule, x_T=x_T, sampler="Analytic-DPM", nfe=20)
+    ex = W.SamplerExplorer(mixture.eps_model(schedule), schedule, x_T=x_T, sampler="analytic", nfe=20)
     r = ex.compute()
     assert r["samples"] is None and "reference" in r["error"]
     ex.reference = mixture.sample(400, generator=torch.Generator().manual_seed(3))
@@ -351,12 +353,12 @@ def test_sampler_explorer_bad_arguments(schedule, mixture, x_T):
     with pytest.raises(ValueError, match="sde must be a VPSDE"):
         W.SamplerExplorer(model, schedule, x_T=x_T, sde=SubVPSDE())
     with pytest.raises(ValueError, match="sampler must be one of"):
-        W.SamplerExplorer(model, schedule, x_T=x_T, sampler="Euler")
+        W.SamplerExplorer(model, schedule, x_T=x_T, sampler="DDIM")  # a label, not a name
     with pytest.raises(ValueError, match="t_end must lie in"):
         W.SamplerExplorer(model, schedule, x_T=x_T, t_end=0.0)
     ex = W.SamplerExplorer(model, schedule, x_T=x_T)
     with pytest.raises(ValueError, match="sampler must be one of"):
-        ex.steps_for("PF-ODE RK45", 10)
+        ex.steps_for("ode_rk45", 10)
 
 
 # --------------------------------------------------------------------------- the UI
@@ -442,8 +444,8 @@ def test_ui_sampler_explorer(schedule, mixture, x_T, monkeypatch):
     ex = W.SamplerExplorer(mixture.eps_model(schedule), schedule, x_T=x_T, nfe=10)
     calls = _count_computes(monkeypatch, ex)
     assert isinstance(ex.show(), ipywidgets.Widget) and calls == [1] and ex.last_error is None
-    ex.sampler.value = "PF-ODE Heun"
-    assert len(calls) == 2 and "NFE = 10 (5 steps" in ex._message.value
-    ex.sampler.value = "PF-ODE RK45"
+    ex.sampler.value = "ode_heun"
+    assert len(calls) == 2 and "PF-ODE Heun: NFE = 10 (5 steps" in ex._message.value
+    ex.sampler.value = "ode_rk45"
     assert len(calls) == 3 and "adaptive" in ex._message.value and ex.last_error is None
     assert all(s.continuous_update is False for s in _sliders(ex))

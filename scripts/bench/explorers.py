@@ -14,7 +14,9 @@ import time
 import torch
 
 from diffnotes import course, oracles, schedules, widgets
-from diffnotes.guidance_widget import GuidanceExplorer
+from diffnotes.checkpoints import load_model
+from diffnotes.widgets import GuidanceExplorer
+from diffnotes.widgets.base import figure_png
 
 
 def timed_refresh(ex) -> tuple[float, float]:
@@ -22,12 +24,12 @@ def timed_refresh(ex) -> tuple[float, float]:
     t0 = time.perf_counter()
     result = ex.compute()
     t1 = time.perf_counter()
-    widgets._figure_png(ex.figure(result))
+    figure_png(ex.figure(result))
     return t1 - t0, time.perf_counter() - t1
 
 
 def main() -> None:
-    model = course.load_model()
+    model = load_model(bf16=None)
     image = widgets.synthetic_image(32)
     linear = schedules.linear_schedule(1000)
     mix = oracles.GaussianMixture([0.3, 0.7], [[-2.0, 0.0], [2.0, 1.0]], [0.25 * torch.eye(2, dtype=torch.float64)] * 2)
@@ -37,8 +39,8 @@ def main() -> None:
         ("EtaExplorer (ch. 3)", lambda: widgets.EtaExplorer(model, shape=(3, 32, 32), n_images=4, seed=0, steps=10),
          [("eta", 0.5), ("steps", 20)]),
         ("SamplerExplorer (ch. 5)", lambda: widgets.SamplerExplorer(mix.eps_model(linear), linear, shape=(2,),
-                                                                     n_images=500, seed=0, sampler="PF-ODE Heun", nfe=50),
-         [("nfe", 20), ("sampler", "DDIM")]),
+                                                                     n_images=500, seed=0, sampler="ode_heun", nfe=50),
+         [("nfe", 20), ("sampler", "ddim")]),
         ("ScheduleExplorer (ch. 6)", lambda: widgets.ScheduleExplorer(image, kind="cosine", t=600), [("t", 900)]),
         ("GuidanceExplorer (ch. 8)", lambda: GuidanceExplorer(model, n_images=course.sizes(4, 6), label=3, w=2.0, steps=10),
          [("w", 3.0), ("label", 5)]),

@@ -3,7 +3,7 @@
 For K respaced steps (uniform_timesteps) the bound of the K-step chain is evaluated by
 `diffnotes.likelihood.vlb` on the respaced schedule with three reverse variances: DDPM's beta_tilde and
 beta, and Analytic-DPM's sigma*^2 (fast_samplers.analytic_dpm_variance, with Gamma estimated by
-course.training_gamma: the first 1 000 training images, as in scripts/model_card/fid_rows.py). The decoder step (onto the 8-bit data) uses the fixed choices' variance in all three, so the
+diffnotes.generate.training_gamma: the first 1 000 training images, as in scripts/model_card/fid_rows.py). The decoder step (onto the 8-bit data) uses the fixed choices' variance in all three, so the
 difference comes from the steps n >= 2, where Bao et al. 2022's Theorem 1 applies. The network runs in
 float32; the three bounds share the same draws of x_t (one generator seed) and so the same network
 outputs, which are computed once. Writes diffnotes/pretrained/fid/<ckpt>-bpd.json. Run from the
@@ -15,21 +15,17 @@ repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from diffnotes import course, data, likelihood  # noqa: E402
-from diffnotes import fast_samplers as F  # noqa: E402
-from diffnotes.schedules import respace, uniform_timesteps  # noqa: E402
-from diffnotes.train import DEFAULT_MODEL, pretrained  # noqa: E402
+from diffnotes import data, likelihood, records
+from diffnotes import fast_samplers as F
+from diffnotes.checkpoints import DEFAULT_MODEL, load_model
+from diffnotes.generate import training_gamma
+from diffnotes.schedules import respace, uniform_timesteps
 
 
 class _Memo(torch.nn.Module):
@@ -56,16 +52,15 @@ def main():
     p.add_argument("--batch-size", type=int, default=100)
     args = p.parse_args()
     torch.set_num_threads(2)
-    model = pretrained(args.ckpt)
+    model = load_model(args.ckpt)
     full = model.schedule
     x_test = data.to_float(torch.from_numpy(data.load_cifar10(split="test")[0][:args.n])).double()
-    out_path = ROOT / "diffnotes/pretrained/fid" / f"{Path(args.ckpt).name}-bpd.json"
-    results = json.loads(out_path.read_text()) if out_path.is_file() else {"rows": {}}
+    results = records.measurements("bpd", args.ckpt) or {"rows": {}}
     for K in args.steps:
         t0 = time.perf_counter()
         ts = uniform_timesteps(full.T, K)
         sch = respace(full, ts)
-        gamma = course.training_gamma(model, torch.arange(sch.T), schedule=sch)
+        gamma = training_gamma(model, torch.arange(sch.T), schedule=sch)
         ab = sch.alpha_bar
         ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
         star = F.analytic_dpm_variance(ab, ab_prev, gamma)
@@ -91,8 +86,7 @@ def main():
             "one draw of x_t per step and image (the same draws for the three variances), float32 network; "
             "the decoder's variance is beta_tilde of the second kept step in all three"),
             command=f"python scripts/fast_samplers/bits_per_dim.py --ckpt {Path(args.ckpt).name} --n {args.n}")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(results, indent=1) + "\n")
+        records.write_record("bpd", args.ckpt, results)
         print(f"K={K}: " + ", ".join(f"{k} {row[k]['bpd']:.3f} +- {row[k]['se']:.3f}" for k in totals)
               + f" ({row['seconds']:.0f} s)", flush=True)
 

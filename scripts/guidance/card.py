@@ -8,7 +8,7 @@ from pathlib import Path
 
 from diffnotes.classifier import CLASSIFIER_NAME
 from diffnotes.course import fid_with_halves
-from diffnotes.train import DEFAULT_MODEL, PRETRAINED_DIR
+from diffnotes.checkpoints import DEFAULT_MODEL, PRETRAINED_DIR
 
 
 def main():

@@ -5,7 +5,7 @@ seed k; FID against the cached statistics of 2 000 training images (runs/eval/re
 model card's protocol, made by scripts/model_card/make_refs.py) with --method eigh; top-1 accuracy
 of the shipped noise-conditional classifier (at t = 0) on the samples. --n 2 000 (the default) is the
 model card's FID protocol; each row then also records the FID of its first and of its second 1 000
-samples (scripts/model_card/fid_rows.py's halves: their gap is the noise of FID at N = 1 000). Rows at
+samples (diffnotes.records.fid_scores's halves: their gap is the noise of FID at N = 1 000). Rows at
 other N (the earlier 1 000) are kept beside them. Writes runs/guidance/cfg_fid.json and the samples
 runs/guidance/cfg_w<w>_n<N>.npz. Run from the repository root, in the background (about 4 minutes per w
 at N = 2 000 on an idle 2-core CPU):
@@ -14,23 +14,20 @@ at N = 2 000 on an idle 2-core CPU):
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from diffnotes import course, fid
+from diffnotes import course, fid, records
+from diffnotes.checkpoints import load_model
 from diffnotes.classifier import load_classifier
 from diffnotes.data import to_uint8
 from diffnotes.guidance import cfg_model
 from diffnotes.samplers import sample_ddim
 from diffnotes.schedules import uniform_timesteps
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts" / "model_card"))
-from fid_rows import scores  # noqa: E402  (FID of all samples and of the two halves of 1 000)
 
 OUT = Path("runs/guidance")
 
@@ -72,7 +69,7 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "cfg_fid.json"
     if not args.acc_only:
-        model = course.load_model()
+        model = load_model(bf16=None)
         ref_images = torch.from_numpy(np.load(args.ref)["images"])
         ref = fid.reference_statistics(ref_images, Path(args.ref).with_suffix(".stats.npz"), progress=False)
     rows = json.loads(path.read_text())["rows"] if path.is_file() else []
@@ -81,12 +78,12 @@ def main():
         u, labels = samples_for(model, w, args.n, args.steps, args.batch)
         t1 = time.time()
         np.savez_compressed(samples_path(w, args.n), images=u.numpy(), labels=labels.numpy())
-        f = scores(fid.inception_features(u, progress=False).astype(np.float64), ref)
+        f = records.fid_scores(fid.inception_features(u, progress=False).astype(np.float64), ref)
         t2 = time.time()
         row = dict(w=w, n=args.n, steps=args.steps, sampler="ddim eta 0", **{k: round(v, 2) for k, v in f.items()},
                    contrast=round(float(course.contrast(u).mean()), 4), sample_s=round(t1 - t0), fid_s=round(t2 - t1))
         rows = [r for r in rows if not (r["w"] == w and r["n"] == args.n and r["steps"] == args.steps)] + [row]
-        path.write_text(json.dumps(dict(protocol=__doc__.splitlines()[0], rows=rows), indent=1))
+        records.write_json(path, dict(protocol=__doc__.splitlines()[0], rows=rows))
         print(row, flush=True)
     # the classifier's top-1 accuracy on every saved sample set (the classifier may be trained meanwhile)
     classifier = load_classifier()
@@ -97,7 +94,7 @@ def main():
         r["acc"], r["acc_se"] = (round(v, 4) for v in accuracy(classifier, torch.from_numpy(d["images"]),
                                                                torch.from_numpy(d["labels"])))
         print(r, flush=True)
-    path.write_text(json.dumps(dict(protocol=__doc__.splitlines()[0], rows=rows), indent=1))
+    records.write_json(path, dict(protocol=__doc__.splitlines()[0], rows=rows))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 from diffnotes import data
 from diffnotes.classifier import ClassifierConfig, load_classifier, accuracy_by_t, config_dict, save_classifier, train_classifier
 from diffnotes.schedules import linear_schedule
-from diffnotes.train import PRETRAINED_DIR
+from diffnotes.checkpoints import PRETRAINED_DIR
 
 T_GRID = (0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999)
 

@@ -3,18 +3,14 @@ headline.py) and the 2 000-sample tables (diffnotes/pretrained/fid/<ckpt>.json, 
 
     .venv/bin/python scripts/model_card/card.py [--ckpt cifar10-cpu-3]
 
-The tables are diffnotes.course.fid_tables (chapters 3 and 7 show the same); a row that is not in the file
+The tables are diffnotes.records.fid_tables (chapters 3 and 7 show the same); a row that is not in the file
 yet reads "not measured".
 """
 import argparse
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from diffnotes.course import fid_tables, headline_table, measurements  # noqa: E402
-from diffnotes.train import DEFAULT_MODEL  # noqa: E402
+from diffnotes.checkpoints import DEFAULT_MODEL
+from diffnotes.records import fid_tables, headline_table, measurements
 
 
 def main():

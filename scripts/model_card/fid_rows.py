@@ -8,7 +8,7 @@ the two together a measure of the noise of FID at that N. The floor row scores t
 first ``--n`` real test images in the same way.
 
 Rows are measured in the order of ROWS (most important first) and written to
-``diffnotes/pretrained/fid/<ckpt>.json`` as each finishes; rows already there at the same n are skipped, so
+``diffnotes/pretrained/fid/<ckpt>.json`` (:func:`diffnotes.records.write_record`) as each finishes; rows already there at the same n are skipped, so
 an interrupted run resumes where it stopped. Each row's Inception features are kept in
 ``runs/eval/features/<ckpt>/<row>.npy`` so that a larger reference can score them later without sampling
 again. Run from the repository root:
@@ -20,28 +20,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from diffnotes import data, fid, records
+from diffnotes import fast_samplers as F
+from diffnotes._util import PerSampleGenerator
+from diffnotes.checkpoints import DEFAULT_MODEL, load_model
+from diffnotes.generate import sample_images, sampler_timesteps, training_gamma
+from diffnotes.samplers import sample_ddpm
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from diffnotes import course, data, fid  # noqa: E402
-from diffnotes import fast_samplers as F  # noqa: E402
-from diffnotes._util import PerSampleGenerator  # noqa: E402
-from diffnotes.cli import load_model, sample_images  # noqa: E402
-from diffnotes.schedules import uniform_timesteps  # noqa: E402
-from diffnotes.train import DEFAULT_MODEL  # noqa: E402
-
-REF = ROOT / "runs/eval/ref2k_train.stats.npz"
-
-# name: (kind, options). kind "cli": diffnotes.cli.sample_images(**options), exactly what
+# name: (kind, options). kind "cli": diffnotes.generate.sample_images(**options), exactly what
 # `python -m diffnotes fid` draws; kind "fast": a sampler of diffnotes.fast_samplers on `steps`
 # timesteps (grid "uniform": uniform_timesteps; "rho7": EDM's rho = 7 spacing from the same first
 # index, fast_samplers.karras_timesteps); kind "real": the first n images of a CIFAR-10 split.
@@ -79,19 +74,8 @@ ROWS = {
 }
 
 
-def out_path(ckpt: str) -> Path:
-    return ROOT / "diffnotes/pretrained/fid" / f"{Path(ckpt).name}.json"
-
-
-def reference() -> dict:
-    train, _ = data.load_cifar10(split="train")
-    REF.parent.mkdir(parents=True, exist_ok=True)
-    return fid.reference_statistics(torch.from_numpy(train[::25]), REF, progress=False)
-
-
 def timesteps(model, steps: int, grid: str) -> torch.Tensor:
-    ts = uniform_timesteps(model.schedule.T, steps)
-    return F.karras_timesteps(model.schedule, steps, t_max=int(ts[0])) if grid == "rho7" else ts
+    return sampler_timesteps(model.schedule.T, steps, "karras" if grid == "rho7" else "uniform", schedule=model.schedule)
 
 
 def draw_fast(model, sampler: str, steps: int, grid: str, n: int, record: dict, batch_size: int = 250,
@@ -101,7 +85,7 @@ def draw_fast(model, sampler: str, steps: int, grid: str, n: int, record: dict, 
     record["timesteps"] = [int(t) for t in ts]
     g = None
     if sampler == "analytic":
-        g = course.training_gamma(model, ts)
+        g = training_gamma(model, ts)
         if last_beta_tilde:  # sigma*^2 = beta_tilde exactly when Gamma = 1: the step from ts[-2] to ts[-1]
             g[-2] = 1.0
         record["gamma"] = g.tolist()
@@ -118,23 +102,11 @@ def draw_fast(model, sampler: str, steps: int, grid: str, n: int, record: dict, 
             elif sampler == "analytic":
                 x = F.sample_analytic_dpm(model, x, ts, schedule=sch, gamma=g, generator=gen, clip_pixels=clip_pixels)
             elif sampler == "ddpm_beta":
-                from diffnotes import samplers
-
-                x = samplers.sample_ddpm(model, x, ts, schedule=sch, variance="beta", generator=gen)
+                x = sample_ddpm(model, x, ts, schedule=sch, variance="beta", generator=gen)
             else:
                 raise ValueError(f"unknown fast sampler {sampler!r}")
         out.append(data.to_uint8(x).cpu())
     return torch.cat(out)
-
-
-def scores(feats, ref) -> dict:
-    """FID of all samples, and of the first and second 1 000 (their spread shows the noise of FID at N = 1 000)."""
-    out = {}
-    for key, f in (("fid", feats), ("fid_first1000", feats[:1000]), ("fid_second1000", feats[1000:2000])):
-        if len(f) >= 2:
-            mu, sigma = fid.feature_statistics(f)
-            out[key] = fid.frechet_distance(mu, sigma, ref["mu"], ref["sigma"], method="eigh")
-    return out
 
 
 def nfe_of(kind: str, opts: dict) -> int | None:
@@ -151,17 +123,19 @@ def main():
     p.add_argument("--ckpt", default=DEFAULT_MODEL)
     p.add_argument("--rows", default=",".join(ROWS))
     p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--json", type=Path, default=None,
+                   help="write the rows here instead of the model's record (a run that is not shipped, e.g. a pilot)")
     p.add_argument("--rescore", action="store_true",
                    help="recompute the FID columns of the rows in the file from their saved features")
     args = p.parse_args()
     if args.rescore:  # the scores of rows already measured, from their saved features (no sampling)
-        out, ref = out_path(args.ckpt), reference()
+        out, ref = args.json or records.record_path("fid", args.ckpt), records.reference_2k()
         results = json.loads(out.read_text())
         for name, record in results["rows"].items():
             path = ROOT / "runs/eval/features" / Path(args.ckpt).name / f"{name}.npy"
             if path.is_file():
-                record.update(scores(np.load(path).astype(np.float64), ref))
-        out.write_text(json.dumps(results, indent=1) + "\n")
+                record.update(records.fid_scores(np.load(path).astype(np.float64), ref))
+        records.write_json(out, results)
         return
     names = args.rows.split(",")
     unknown = [r for r in names if r not in ROWS]
@@ -169,8 +143,8 @@ def main():
         p.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
     torch.set_num_threads(2)
     model = load_model(args.ckpt, bf16=None)
-    ref = reference()
-    out = out_path(args.ckpt)
+    ref = records.reference_2k()
+    out = args.json or records.record_path("fid", args.ckpt)
     feat_dir = ROOT / "runs/eval/features" / Path(args.ckpt).name
     feat_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -192,7 +166,7 @@ def main():
         t1 = time.perf_counter()
         feats = fid.inception_features(images, progress=False)
         np.save(feat_dir / f"{name}.npy", feats.astype(np.float32))
-        record.update(scores(feats, ref))
+        record.update(records.fid_scores(feats, ref))
         record.update(sample_seconds=round(t1 - t0, 1), seconds=round(time.perf_counter() - t0, 1))
         results = json.loads(out.read_text()) if out.is_file() else {"rows": {}}
         results.update(
@@ -200,25 +174,12 @@ def main():
             protocol=(f"{args.n} samples (image k from seed k, bf16 autocast) against the statistics of 2 000 "
                       f"training images (every 25th), method eigh; fid_first1000 / fid_second1000: the first / second 1 000 samples"),
             command=f"python scripts/model_card/fid_rows.py --ckpt {Path(args.ckpt).name} --n {args.n}",
-            torch=torch.__version__, python=platform.python_version(), cpu=_cpu_name())
+            torch=torch.__version__, python=platform.python_version(), cpu=records.cpu_name())
         results["rows"][name] = record
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(results, indent=1) + "\n")
-        os.replace(tmp, out)
+        records.write_json(out, results)
         print(f"[{time.strftime('%H:%M:%S')}] {name}: FID {record['fid']:.2f} (first 1000: "
               f"{record['fid_first1000']:.2f}; {record['seconds']:.0f} s, {record['sample_seconds']:.0f} s sampling)",
               flush=True)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -7,16 +7,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from diffnotes import cli, data, widgets
-from diffnotes.train import DEFAULT_MODEL
+from diffnotes import data, widgets
+from diffnotes.checkpoints import DEFAULT_MODEL, load_model
+from diffnotes.generate import sample_images
 
 ckpt = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODEL
 out = sys.argv[2] if len(sys.argv) > 2 else f"diffnotes/pretrained/{ckpt}-samples.png"
-model = cli.load_model(ckpt, bf16=None)
+model = load_model(ckpt, bf16=None)
 per_row = 10
-rows = [cli.sample_images(model, 2 * per_row, steps=50, seed=0, progress=False)]
+rows = [sample_images(model, 2 * per_row, steps=50, seed=0, progress=False)]
 for c in range(10):
-    rows.append(cli.sample_images(model, per_row, steps=50, seed=1000 + 100 * c, label=c, progress=False))
+    rows.append(sample_images(model, per_row, steps=50, seed=1000 + 100 * c, label=c, progress=False))
 images = torch.cat(rows).float() / 127.5 - 1  # uint8 -> [-1, 1]
 names = ["no label", "no label"] + list(data.CIFAR10_CLASSES)
 fig, ax = plt.subplots(figsize=(6.2, 7.6))

@@ -12,7 +12,7 @@ samples, their features, training images, test images, so the headline figure is
 Image k is drawn from seed k exactly as ``python -m diffnotes fid`` and ``fid_rows.py`` draw it, so the
 first 2 000 samples are the ``ddim_50`` row of ``fid_rows.py``; the script checks that their FID against
 that script's 2 000-image reference matches the recorded row. The result goes to
-``diffnotes/pretrained/fid/<ckpt>-headline.json`` (read by ``diffnotes.course.measurements("headline")``).
+``diffnotes/pretrained/fid/<ckpt>-headline.json`` (read by ``diffnotes.records.measurements("headline")``).
 Run from the repository root:
 
     DIFFNOTES_CIFAR10=<stand-in>/cifar-10-batches-py .venv/bin/python scripts/model_card/headline.py \
@@ -21,24 +21,18 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from diffnotes import data, fid, records
+from diffnotes.checkpoints import DEFAULT_MODEL, load_model
+from diffnotes.generate import sample_images
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from diffnotes import data, fid  # noqa: E402
-from diffnotes.cli import load_model, sample_images  # noqa: E402
-from diffnotes.train import DEFAULT_MODEL  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fid_rows  # noqa: E402
 
 CHUNK = 1000
 
@@ -73,8 +67,8 @@ def write_every_25th_reference(train: torch.Tensor, f_train: np.ndarray) -> None
     computed here, with the identity fid.reference_statistics checks before it reuses a cache."""
     u = train[::25]
     mu, sigma = fid.feature_statistics(f_train[::25])
-    fid.save_statistics(fid_rows.REF, mu, sigma, n=len(u), **fid.reference_identity(u))
-    log(f"wrote {fid_rows.REF.relative_to(ROOT)} from these features")
+    fid.save_statistics(records.REF_2K, mu, sigma, n=len(u), **fid.reference_identity(u))
+    log(f"wrote {records.REF_2K.relative_to(ROOT)} from these features")
 
 
 def main():
@@ -87,22 +81,18 @@ def main():
     torch.set_num_threads(2)
     name = Path(args.ckpt).name
     work = ROOT / "runs/eval/headline" / name
-    out = ROOT / "diffnotes/pretrained/fid" / f"{name}-headline.json"
-    record = json.loads(out.read_text()) if out.is_file() else {}
+    record = records.measurements("headline", name) or {}
     seconds = record.get("seconds", {})
 
     def save(**fields):
         record.update(fields, seconds={k: round(v, 1) for k, v in seconds.items()})
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(tmp, out)
+        records.write_record("headline", name, record)
 
     record.update(model=name, sampler="ddim", eta=0.0, steps=50, n=args.n,
                   protocol=(f"{args.n} samples (image k from seed k, bf16 autocast) and the first {args.n} test "
                             f"images, each against the statistics of all 50 000 training images; method eigh"),
                   command=f"python scripts/model_card/headline.py --ckpt {name} --n {args.n}",
-                  torch=torch.__version__, cpu=fid_rows._cpu_name())
+                  torch=torch.__version__, cpu=records.cpu_name())
 
     model = load_model(args.ckpt, bf16=None)
 
@@ -125,11 +115,11 @@ def main():
     f_train = chunked_features("train", work, len(train), lambda a, b: train[a:b], seconds)
     mu_r, sigma_r = fid.feature_statistics(f_train)
     fid.save_statistics(work / "train50k.stats.npz", mu_r, sigma_r, n=len(train))
-    if not fid_rows.REF.is_file():  # fid_rows.py's reference is every 25th of these images: no need to redo it
+    if not records.REF_2K.is_file():  # fid_rows.py's reference is every 25th of these images: no need to redo it
         write_every_25th_reference(train, f_train)
 
     # the first 2 000 samples are fid_rows.py's ddim_50 row: the same FID against its reference
-    rows = json.loads(fid_rows.out_path(name).read_text())["rows"] if fid_rows.out_path(name).is_file() else {}
+    rows = (records.measurements("fid", name) or {}).get("rows", {})
     if "ddim_50" in rows and rows["ddim_50"]["n"] <= args.n:
         mu2k, sigma2k = fid.feature_statistics(f_train[::25])  # fid_rows.py's reference: every 25th image
         mu, sigma = fid.feature_statistics(f_samples[:rows["ddim_50"]["n"]])

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import nbformat
 
+from diffnotes.course import SLIDE_CODE_TAG
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -115,7 +117,6 @@ def staticize(nb) -> tuple[object, int, int]:
     return nb, replaced, missing
 
 
-SHOW_CODE_TAG = "slide-code"
 
 
 def hide_code(nb) -> int:
@@ -124,7 +125,7 @@ def hide_code(nb) -> int:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        if SHOW_CODE_TAG in cell.metadata.get("tags", []):
+        if SLIDE_CODE_TAG in cell.metadata.get("tags", []):
             shown += 1
         else:
             cell.metadata.setdefault("transient", {})["remove_source"] = True

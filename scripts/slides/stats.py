@@ -16,8 +16,9 @@ import re
 import statistics
 from pathlib import Path
 
+from diffnotes.course import SLIDE_CODE_TAG
+
 ROOT = Path(__file__).resolve().parents[2]
-SHOW_CODE_TAG = "slide-code"
 
 
 def prose_words(markdown: str) -> int:
@@ -40,7 +41,7 @@ def slides(nb: dict) -> list[dict]:
         src = "".join(cell.get("source", ""))
         if cell["cell_type"] == "markdown":
             out[-1]["words"] += prose_words(src)
-        elif cell["cell_type"] == "code" and SHOW_CODE_TAG in cell.get("metadata", {}).get("tags", []):
+        elif cell["cell_type"] == "code" and SLIDE_CODE_TAG in cell.get("metadata", {}).get("tags", []):
             out[-1]["code"] += 1
     return out
 

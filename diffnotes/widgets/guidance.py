@@ -1,6 +1,6 @@
 r"""The guidance explorer of chapter 8: class and classifier-free guidance weight on the real model.
 
-Built like the explorers of :mod:`diffnotes.widgets` (state in ipywidgets controls, a pure
+Built like the other explorers of :mod:`diffnotes.widgets` (state in ipywidgets controls, a pure
 :meth:`GuidanceExplorer.compute` that a test can call without a browser, one recomputation per
 change). Each setting is computed once and cached, so moving back to a setting is instant; while
 a new setting is computed the text line says so.
@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipywidgets as widgets
 import torch
 
-from ._checks import check_int, check_range
-from .data import CIFAR10_CLASSES
-from .guidance import cfg_model
-from .samplers import sample_ddim
-from .schedules import uniform_timesteps
-from .widgets import _Explorer, _draw_samples, _new_figure, _resolve_schedule, _slider_kw, _starting_noise
+from .._checks import check_int, check_range
+from ..data import CIFAR10_CLASSES
+from ..guidance import cfg_model
+from ..samplers import sample_ddim
+from ..schedules import uniform_timesteps
+from .base import Explorer, draw_samples, new_figure, resolve_schedule, slider_kw, starting_noise
 
 __all__ = ["GuidanceExplorer", "W_CHOICES"]
 
@@ -23,7 +23,7 @@ __all__ = ["GuidanceExplorer", "W_CHOICES"]
 W_CHOICES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
 
 
-class GuidanceExplorer(_Explorer):
+class GuidanceExplorer(Explorer):
     r"""DDIM samples of one class with classifier-free guidance weight :math:`w`, from a fixed :math:`x_T`.
 
     .. math:: \tilde\epsilon = (1+w)\,\epsilon_\theta(x_t, y) - w\,\epsilon_\theta(x_t)
@@ -50,19 +50,19 @@ class GuidanceExplorer(_Explorer):
                  class_names=CIFAR10_CLASSES, label: int = 3, w: float = 2.0, steps: int = 10):
         super().__init__()
         self.model = model
-        self.schedule = _resolve_schedule(model, schedule)
-        self.x_T = _starting_noise(model, None, shape, check_int("n_images", n_images, 1), seed)
+        self.schedule = resolve_schedule(model, schedule)
+        self.x_T = starting_noise(model, None, shape, check_int("n_images", n_images, 1), seed)
         names = list(class_names)
         check_int("label", label, 0, len(names) - 1)
         check_range("w", w, 0.0, None)
         if w not in W_CHOICES:
             raise ValueError(f"w must be one of {W_CHOICES}, got {w!r}")
         self.label = widgets.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=label, description="class")
-        self.w = widgets.SelectionSlider(options=list(W_CHOICES), value=w, **_slider_kw("guidance w"))
+        self.w = widgets.SelectionSlider(options=list(W_CHOICES), value=w, **slider_kw("guidance w"))
         step_opts = [s for s in (5, 10, 20, 50) if s <= self.schedule.T]
         if steps not in step_opts:
             raise ValueError(f"steps must be one of {step_opts}, got {steps!r}")
-        self.steps = widgets.SelectionSlider(options=step_opts, value=steps, **_slider_kw("DDIM steps"))
+        self.steps = widgets.SelectionSlider(options=step_opts, value=steps, **slider_kw("DDIM steps"))
         self.class_names = names
         self._watch(self.label, self.w, self.steps)
 
@@ -87,8 +87,8 @@ class GuidanceExplorer(_Explorer):
                 f"{result['steps']} DDIM steps, {result['nfe']} network calls per image")
 
     def figure(self, result: dict):
-        fig = _new_figure((1.3 * result["samples"].shape[0] + 0.5, 2.0))
+        fig = new_figure((1.3 * result["samples"].shape[0] + 0.5, 2.0))
         ax = fig.subplots()
-        _draw_samples(ax, result["samples"],
+        draw_samples(ax, result["samples"],
                       title=f"{self.class_names[result['label']]}, w = {result['w']:g}")
         return fig
