@@ -8,7 +8,8 @@ import torch
 from ._util import batch_t
 
 
-def _show(value) -> str:
+def show_value(value) -> str:
+    """A value as error messages quote it: a short tensor as its list, a long one by its shape."""
     if isinstance(value, torch.Tensor):
         if value.numel() <= 8:
             return repr(value.tolist())
@@ -20,7 +21,7 @@ def check_finite(name: str, value) -> None:
     """Raise if ``value`` (number or tensor) holds NaN or infinity."""
     if isinstance(value, torch.Tensor):
         if not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{name} must be finite, but it contains NaN or inf ({_show(value)})")
+            raise ValueError(f"{name} must be finite, but it contains NaN or inf ({show_value(value)})")
     elif not math.isfinite(float(value)):
         raise ValueError(f"{name} must be finite, got {value!r}")
 
@@ -42,7 +43,7 @@ def check_range(name: str, value, low=None, high=None, *, low_open=False, high_o
         hb = ")" if (high_open or high is None) else "]"
         lo = "-inf" if low is None else repr(low)
         hi = "inf" if high is None else repr(high)
-        raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{hb}, got {_show(value)}")
+        raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{hb}, got {show_value(value)}")
 
 
 def check_int(name: str, value, low=None, high=None) -> int:
@@ -64,17 +65,17 @@ def check_timesteps(timesteps, T: int, name: str = "timesteps") -> torch.Tensor:
     """
     ts = torch.as_tensor(timesteps)
     if ts.ndim != 1 or ts.numel() == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence of integers, got {_show(ts)}")
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of integers, got {show_value(ts)}")
     if ts.dtype.is_floating_point:
         if not bool((ts == ts.round()).all()):
-            raise ValueError(f"{name} must hold integer timestep indices, got {_show(ts)}")
+            raise ValueError(f"{name} must hold integer timestep indices, got {show_value(ts)}")
     ts = ts.to(torch.long).cpu()
     if ts.numel() > 1 and not bool((ts[1:] < ts[:-1]).all()):
         raise ValueError(
-            f"{name} must be strictly decreasing (a sampler runs from noise to data), got {_show(ts)}"
+            f"{name} must be strictly decreasing (a sampler runs from noise to data), got {show_value(ts)}"
         )
     if int(ts.min()) < 0 or int(ts.max()) > T - 1:
-        raise ValueError(f"{name} must lie in [0, {T - 1}] for a schedule with T={T}, got {_show(ts)}")
+        raise ValueError(f"{name} must lie in [0, {T - 1}] for a schedule with T={T}, got {show_value(ts)}")
     return ts
 
 
@@ -113,7 +114,7 @@ def check_t(t, x: torch.Tensor, T: int) -> torch.Tensor:
     if t.ndim != 1 or t.shape[0] != x.shape[0]:
         raise ValueError(f"t must be an int or a tensor of shape [B] with B={x.shape[0]}, got shape {tuple(t.shape)}")
     if bool((t < 0).any()) or bool((t >= T).any()):
-        raise ValueError(f"t must lie in [0, {T - 1}] for a schedule with T={T}, got {_show(t)}")
+        raise ValueError(f"t must lie in [0, {T - 1}] for a schedule with T={T}, got {show_value(t)}")
     return t
 
 
@@ -129,7 +130,7 @@ def check_alpha_bars(alpha_bar_t, alpha_bar_prev) -> None:
     if bool((as_f64(alpha_bar_t) > as_f64(alpha_bar_prev).to(as_f64(alpha_bar_t).device)).any()):
         raise ValueError(
             "alpha_bar_t must not exceed alpha_bar_prev (a sampler step goes towards less noise), "
-            f"got alpha_bar_t={_show(alpha_bar_t)} and alpha_bar_prev={_show(alpha_bar_prev)}"
+            f"got alpha_bar_t={show_value(alpha_bar_t)} and alpha_bar_prev={show_value(alpha_bar_prev)}"
         )
 
 

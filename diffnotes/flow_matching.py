@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import _show, check_batch, check_finite, check_int, check_range, check_same_shape
+from ._checks import show_value, check_batch, check_finite, check_int, check_range, check_same_shape
 from ._util import append_dims, call_at_time, randn_like, steps
 
 __all__ = [
@@ -267,12 +267,12 @@ def time_grid(n: int, t_start: float = 1.0, t_end: float = 0.0) -> torch.Tensor:
 def _check_grid(timesteps) -> torch.Tensor:
     ts = torch.as_tensor(timesteps, dtype=torch.float64).detach().cpu()
     if ts.ndim != 1 or ts.numel() < 2:
-        raise ValueError(f"timesteps must be a 1-D sequence of at least 2 times (start and end), got {_show(ts)}")
+        raise ValueError(f"timesteps must be a 1-D sequence of at least 2 times (start and end), got {show_value(ts)}")
     check_finite("timesteps", ts)
     if not bool((ts[1:] < ts[:-1]).all()):
-        raise ValueError(f"timesteps must be strictly decreasing (from noise at t=1 to data at t=0), got {_show(ts)}")
+        raise ValueError(f"timesteps must be strictly decreasing (from noise at t=1 to data at t=0), got {show_value(ts)}")
     if float(ts[-1]) < 0.0 or float(ts[0]) > 1.0:
-        raise ValueError(f"timesteps must lie in [0, 1], got {_show(ts)}")
+        raise ValueError(f"timesteps must lie in [0, 1], got {show_value(ts)}")
     return ts
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from . import likelihood
-from ._checks import _show, check_batch, check_choice, check_finite, check_int, check_range, check_same_shape, check_t
+from ._checks import show_value, check_batch, check_choice, check_finite, check_int, check_range, check_same_shape, check_t
 from ._util import append_dims
 
 __all__ = [
@@ -218,7 +218,7 @@ def importance_weights(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     check_range("p", p, 0.0, 1.0)
     t = torch.as_tensor(t).cpu()
     if t.dtype.is_floating_point or bool((t < 0).any()) or bool((t >= p.numel()).any()):
-        raise ValueError(f"t must hold integer indices in [0, {p.numel() - 1}], got {_show(t)}")
+        raise ValueError(f"t must hold integer indices in [0, {p.numel() - 1}], got {show_value(t)}")
     pt = p[t.long()]
     if bool((pt == 0).any()):
         raise ValueError("p_t must be > 0 at every sampled step")
@@ -262,7 +262,7 @@ class LossAwareSampler:
         if t.numel() != losses.numel():
             raise ValueError(f"t and losses must have the same length, got {t.numel()} and {losses.numel()}")
         if t.dtype.is_floating_point or bool((t < 0).any()) or bool((t >= self.T).any()):
-            raise ValueError(f"t must hold integer indices in [0, {self.T - 1}], got {_show(t)}")
+            raise ValueError(f"t must hold integer indices in [0, {self.T - 1}], got {show_value(t)}")
         check_finite("losses", losses)
         for ti, li in zip(t.tolist(), losses.tolist()):
             n = int(self.counts[ti])

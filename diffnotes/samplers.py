@@ -37,7 +37,7 @@ import math
 
 import torch
 
-from ._checks import (_show, as_f64, call_model_checked, check_alpha_bars, check_batch, check_eps, check_range,
+from ._checks import (show_value, as_f64, call_model_checked, check_alpha_bars, check_batch, check_eps, check_range,
                       check_same_shape, check_sampler_inputs)
 from ._util import append_dims, randn_like, steps
 from .forward import posterior_mean, x0_from_eps
@@ -120,8 +120,8 @@ def _ddim_update(x_t, eps_hat, alpha_bar_t, alpha_bar_prev, sigma_t, generator, 
     # sigma_t = sqrt(1 - abp) exactly is allowed: a negative `room` of round-off size counts as 0.
     if bool((room < -1e-12 * (1 - abp)).any()):
         raise ValueError(
-            f"sigma_t**2 must not exceed 1 - alpha_bar_prev, got sigma_t**2={_show(sigma**2)} and "
-            f"1 - alpha_bar_prev={_show(1 - abp)} (eta too large?)"
+            f"sigma_t**2 must not exceed 1 - alpha_bar_prev, got sigma_t**2={show_value(sigma**2)} and "
+            f"1 - alpha_bar_prev={show_value(1 - abp)} (eta too large?)"
         )
     x0_hat = x0_from_eps(x_t, eps_hat, alpha_bar_t)
     if clip_x0 is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import _show, check_int, check_range, check_timesteps
+from ._checks import show_value, check_int, check_range, check_timesteps
 
 __all__ = [
     "Schedule",
@@ -73,9 +73,9 @@ class Schedule:
                     f"original_t must have the same length as betas ({betas.numel()}), got {ot.numel()}"
                 )
             if ot.numel() > 1 and not bool((ot[1:] > ot[:-1]).all()):
-                raise ValueError(f"original_t must be strictly increasing, got {_show(ot)}")
+                raise ValueError(f"original_t must be strictly increasing, got {show_value(ot)}")
             if int(ot.min()) < 0:
-                raise ValueError(f"original_t must hold indices >= 0, got {_show(ot)}")
+                raise ValueError(f"original_t must hold indices >= 0, got {show_value(ot)}")
             object.__setattr__(self, "original_t", ot)
 
     # --- derived quantities -------------------------------------------------

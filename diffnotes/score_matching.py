@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from ._checks import _show, check_batch, check_finite, check_int, check_range
+from ._checks import show_value, check_batch, check_finite, check_int, check_range
 from ._util import append_dims, randn_like
 
 __all__ = ["dsm_loss_continuous", "smld_sigmas", "annealed_langevin"]
@@ -136,11 +136,11 @@ def annealed_langevin(model, x, sigmas, *, step_lr=2e-5, n_steps_each=100, gener
     check_batch("x", x)
     sig = torch.as_tensor(sigmas, dtype=torch.float64).detach().cpu()
     if sig.ndim != 1 or sig.numel() < 1:
-        raise ValueError(f"sigmas must be a 1-D sequence of at least one noise level, got {_show(sig)}")
+        raise ValueError(f"sigmas must be a 1-D sequence of at least one noise level, got {show_value(sig)}")
     check_finite("sigmas", sig)
     if float(sig[-1]) <= 0.0 or not bool((sig[1:] < sig[:-1]).all()):
         raise ValueError(
-            f"sigmas must be positive and strictly decreasing (sigma_1 > ... > sigma_L > 0), got {_show(sig)}"
+            f"sigmas must be positive and strictly decreasing (sigma_1 > ... > sigma_L > 0), got {show_value(sig)}"
         )
     check_range("step_lr", step_lr, 0.0, None, low_open=True)
     n_steps_each = check_int("n_steps_each", n_steps_each, 1)

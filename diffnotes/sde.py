@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import _show, check_batch, check_finite, check_int, check_range
+from ._checks import show_value, check_batch, check_finite, check_int, check_range
 from ._util import append_dims, call_at_time, randn_like, steps
 
 __all__ = [
@@ -105,7 +105,7 @@ class _LinearSDE:
         """
         s_, t_ = self._t(s), self._t(t)
         if bool((s_ > t_).any()):
-            raise ValueError(f"transition_coefs needs s <= t, got s={_show(s_)} and t={_show(t_)}")
+            raise ValueError(f"transition_coefs needs s <= t, got s={show_value(s_)} and t={show_value(t_)}")
         m_s, std_s = self.marginal_coefs(s_)
         m_t, std_t = self.marginal_coefs(t_)
         ratio = m_t / m_s
@@ -309,15 +309,15 @@ def _check_times(timesteps, sde, name: str = "timesteps") -> torch.Tensor:
     ts = torch.as_tensor(timesteps, dtype=torch.float64).detach().cpu()
     if ts.ndim != 1 or ts.numel() < 2:
         raise ValueError(
-            f"{name} must be a 1-D sequence of at least 2 times (start and end), got {_show(ts)}"
+            f"{name} must be a 1-D sequence of at least 2 times (start and end), got {show_value(ts)}"
         )
     check_finite(name, ts)
     if not bool((ts[1:] < ts[:-1]).all()):
         raise ValueError(
-            f"{name} must be strictly decreasing (a sampler runs from noise at t=T to data), got {_show(ts)}"
+            f"{name} must be strictly decreasing (a sampler runs from noise at t=T to data), got {show_value(ts)}"
         )
     if float(ts[-1]) <= 0.0 or float(ts[0]) > sde.T:
-        raise ValueError(f"{name} must lie in (0, {sde.T}] for an SDE with T={sde.T}, got {_show(ts)}")
+        raise ValueError(f"{name} must lie in (0, {sde.T}] for an SDE with T={sde.T}, got {show_value(ts)}")
     return ts
 
 
