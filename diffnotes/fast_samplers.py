@@ -48,6 +48,7 @@ from ._checks import (as_f64, call_model_checked, check_alpha_bars, check_batch,
                       check_range, check_same_shape, check_sampler_inputs)
 from ._util import append_dims, randn_like, steps
 from .forward import x0_from_eps
+from .samplers import StepResult
 
 __all__ = [
     "log_snr",
@@ -306,7 +307,7 @@ def convergence_errors(sampler, model, x, mean, cov, *, schedule, steps, start) 
     for S in steps:
         ts = torch.linspace(int(start), 0, int(S), dtype=torch.float64).round().long()
         seen = {}
-        sampler(model, x, ts, schedule=schedule, callback=lambda d: seen.__setitem__("x", d["x"]))
+        sampler(model, x, ts, schedule=schedule, callback=lambda d: seen.__setitem__("x", d.x))
         out.append(float((seen["x"] - exact).norm(dim=1).mean()))
     return out
 
@@ -444,8 +445,8 @@ def sample_ddim_exp(model, x, timesteps, *, schedule, generator=None, callback=N
 
     Lu et al. 2022 (DPM-Solver-1, eq. 3.7 and Proposition 4.1: it equals DDIM). Output equals
     :func:`diffnotes.samplers.sample_ddim` with ``eta=0`` to round-off. ``generator`` is unused
-    (deterministic). ``callback`` gets ``dict(i, t, x, eps_hat, x0_hat, x_prev, alpha_bar_t,
-    alpha_bar_prev, nfe)``. Chapter 9.
+    (deterministic). ``callback`` gets a :class:`diffnotes.samplers.StepResult` after each step
+    (``eps_hat``, ``x0_hat``, ``alpha_bar_t``, ``alpha_bar_next``, ``noise_std`` 0, ``nfe``). Chapter 9.
     """
     check_callback(callback)
     ts, ab, abp = check_sampler_inputs(x, timesteps, schedule)
@@ -455,8 +456,9 @@ def sample_ddim_exp(model, x, timesteps, *, schedule, generator=None, callback=N
         eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x_prev = exp_integrator_step(x, eps_hat, ab[i], abp[i])
         if callback is not None:
-            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_from_eps(x, eps_hat, ab[i]), x_prev=x_prev,
-                          alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i]), nfe=i + 1))
+            callback(StepResult(i=i, t=t, t_next=StepResult.index_after(ts, i), x=x, x_next=x_prev,
+                                x0_hat=x0_from_eps(x, eps_hat, ab[i]), eps_hat=eps_hat, alpha_bar_t=float(ab[i]),
+                                alpha_bar_next=float(abp[i]), noise_std=0.0, nfe=i + 1))
         x = x_prev
     return x
 
@@ -480,8 +482,9 @@ def sample_dpmpp_2m(model, x, timesteps, *, schedule, generator=None, callback=N
         x0_hat = x0_from_eps(x, eps_hat, ab[i])
         x_prev = dpmpp_2m_step(x, x0_hat, x0_last, ab_last, ab[i], abp[i])
         if callback is not None:
-            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_prev=x_prev,
-                          alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i]), nfe=i + 1))
+            callback(StepResult(i=i, t=t, t_next=StepResult.index_after(ts, i), x=x, x_next=x_prev, x0_hat=x0_hat,
+                                eps_hat=eps_hat, alpha_bar_t=float(ab[i]), alpha_bar_next=float(abp[i]), noise_std=0.0,
+                                nfe=i + 1))
         x0_last, ab_last, x = x0_hat, ab[i], x_prev
     return x
 
@@ -511,8 +514,9 @@ def sample_heun(model, x, timesteps, *, schedule, generator=None, callback=None,
         x_prev, extra = heun_step(x, eps_hat, ab[i], abp[i], eps_fn)
         nfe += extra
         if callback is not None:
-            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_from_eps(x, eps_hat, ab[i]), x_prev=x_prev,
-                          alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i]), nfe=nfe))
+            callback(StepResult(i=i, t=t, t_next=StepResult.index_after(ts, i), x=x, x_next=x_prev,
+                                x0_hat=x0_from_eps(x, eps_hat, ab[i]), eps_hat=eps_hat, alpha_bar_t=float(ab[i]),
+                                alpha_bar_next=float(abp[i]), noise_std=0.0, nfe=nfe))
         x = x_prev
     return x
 
@@ -525,8 +529,9 @@ def sample_analytic_dpm(model, x, timesteps, *, schedule, gamma, generator=None,
     :func:`analytic_dpm_step`. ``gamma`` holds :math:`\Gamma` at each of ``timesteps`` (same
     order), e.g. from :func:`estimate_gamma`. ``clip_pixels`` (off by default) caps the variance of
     the last noisy step (into ``timesteps[-1]``) at :func:`pixel_variance_cap` of that many quantisation bins of
-    8-bit data in [-1, 1], as the authors' samplers do. ``callback`` gets ``dict(i, t, x, eps_hat, x0_hat,
-    x_prev, alpha_bar_t, alpha_bar_prev, variance, nfe)`` (``variance``: the one used). Chapter 9.
+    8-bit data in [-1, 1], as the authors' samplers do. ``callback`` gets a :class:`diffnotes.samplers.StepResult`
+    as in :func:`sample_ddim_exp`, with ``noise_std`` the standard deviation used, :math:`\sigma^*_n` (capped
+    where asked; 0 on the step onto the data, which adds no noise). Chapter 9.
     """
     check_callback(callback)
     ts, ab, abp = check_sampler_inputs(x, timesteps, schedule)
@@ -545,8 +550,9 @@ def sample_analytic_dpm(model, x, timesteps, *, schedule, gamma, generator=None,
         eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x_prev = analytic_dpm_step(x, eps_hat, ab[i], abp[i], g[i], generator=generator, max_variance=caps[i])
         if callback is not None:
-            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_from_eps(x, eps_hat, ab[i]), x_prev=x_prev,
-                          alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i]), variance=float(var[i]),
-                          nfe=i + 1))
+            callback(StepResult(i=i, t=t, t_next=StepResult.index_after(ts, i), x=x, x_next=x_prev,
+                                x0_hat=x0_from_eps(x, eps_hat, ab[i]), eps_hat=eps_hat, alpha_bar_t=float(ab[i]),
+                                alpha_bar_next=float(abp[i]), noise_std=math.sqrt(float(var[i])) if i + 1 < len(ts) else 0.0,
+                                nfe=i + 1))
         x = x_prev
     return x

@@ -40,6 +40,7 @@ import torch
 
 from ._checks import show_value, check_batch, check_finite, check_int, check_range, check_same_shape
 from ._util import append_dims, call_at_time, randn_like, steps
+from .samplers import StepResult
 
 __all__ = [
     "conditional_path",
@@ -278,7 +279,7 @@ def _check_grid(timesteps) -> torch.Tensor:
 
 def _emit(callback, i, t, t_next, x, v, x_next):
     if callback is not None:
-        callback(dict(i=i, t=float(t), t_next=float(t_next), x=x, v=v, x0_hat=x - float(t) * v, x_next=x_next))
+        callback(StepResult(i=i, t=float(t), t_next=float(t_next), x=x, x_next=x_next, x0_hat=x - float(t) * v, v=v))
 
 
 def sample_euler(model, x, timesteps, *, callback=None, progress=False) -> torch.Tensor:
@@ -299,8 +300,8 @@ def sample_euler(model, x, timesteps, *, callback=None, progress=False) -> torch
         Strictly decreasing flow times in [0, 1] (e.g. :func:`time_grid`); the velocity is never
         evaluated at the last one, so it may be 0.
     callback : callable, optional
-        Called at each step with ``dict(i, t, t_next, x, v, x0_hat, x_next)``; ``x`` is the state at
-        ``t`` and ``x0_hat`` = :math:`x - t\,v`.
+        Called after each step with a :class:`diffnotes.samplers.StepResult`: ``x`` the state at ``t``,
+        ``x_next`` at ``t_next``, the velocity ``v`` at ``(x, t)`` and ``x0_hat`` = :math:`x - t\,v`.
     progress : bool
         Show a tqdm progress bar.
 

@@ -34,6 +34,7 @@ Chapters 2 (DDPM sampling) and 3 (DDIM, inversion, interpolation).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -43,6 +44,7 @@ from ._util import append_dims, randn_like, steps
 from .forward import posterior_mean, x0_from_eps
 
 __all__ = [
+    "StepResult",
     "ddim_sigma",
     "ddim_step",
     "ddpm_step",
@@ -53,6 +55,60 @@ __all__ = [
 ]
 
 _VARIANCES = ("beta_tilde", "beta")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    r"""What one sampler step hands to its ``callback``: where it started and ended, and what the model said.
+
+    Every sampler of :mod:`diffnotes.samplers`, :mod:`diffnotes.fast_samplers`, :mod:`diffnotes.sde`
+    and :mod:`diffnotes.flow_matching` calls ``callback(StepResult(...))`` once per step, after the
+    step, with the fields named the same everywhere:
+
+    ``i``
+        The step's number, 0 for the first.
+    ``t``, ``t_next``
+        Where the step starts and where it lands: code indices into the schedule for the discrete
+        samplers (``t_next = -1`` is the data, :math:`\bar\alpha = 1`, reached by the last step;
+        see :meth:`index_after`), times for the SDE and flow-matching samplers.
+    ``x``, ``x_next``
+        The state at ``t`` (the step's input) and at ``t_next`` (its output); ``x_next`` of one
+        step is ``x`` of the next, and that of the last step is what the sampler returns.
+    ``x0_hat``
+        The estimate of the data from ``x``: :math:`\hat x_0` (DDIM eq. 9 for an
+        :math:`\epsilon`-model, Tweedie's formula for a score, :math:`x_t - t\,v` for a velocity);
+        every sampler of the package gives it.
+    ``eps_hat``, ``score``, ``v``
+        The network's output at ``(x, t)``, under the name of what it predicts; the other two are ``None``.
+    ``alpha_bar_t``, ``alpha_bar_next``
+        :math:`\bar\alpha` at ``t`` and ``t_next`` (discrete samplers; ``None`` otherwise).
+    ``noise_std``
+        The standard deviation of the fresh Gaussian noise the step added (DDIM's :math:`\sigma_t`,
+        Analytic-DPM's :math:`\sigma^*_n`); ``None`` where the sampler does not report it.
+    ``nfe``
+        Network evaluations so far, where the sampler counts them (:mod:`diffnotes.fast_samplers`).
+    """
+
+    i: int
+    t: float
+    t_next: float
+    x: torch.Tensor
+    x_next: torch.Tensor
+    x0_hat: torch.Tensor | None = None
+    eps_hat: torch.Tensor | None = None
+    score: torch.Tensor | None = None
+    v: torch.Tensor | None = None
+    alpha_bar_t: float | None = None
+    alpha_bar_next: float | None = None
+    noise_std: float | None = None
+    nfe: int | None = None
+
+    @staticmethod
+    def index_after(timesteps, i: int) -> int:
+        """The code index step ``i`` of a discrete sampler lands on: ``timesteps[i + 1]``, or -1 (the data)
+        after the last step."""
+        return int(timesteps[i + 1]) if i + 1 < len(timesteps) else -1
+
 
 
 # --------------------------------------------------------------------------- helpers
@@ -237,8 +293,8 @@ def sample_ddpm(model, x, timesteps, *, schedule, variance="beta_tilde", clip_x0
     variance, clip_x0 : see :func:`ddpm_step`.
     generator : torch.Generator, optional
     callback : callable, optional
-        Called after each step with ``dict(i, t, x, eps_hat, x0_hat, x_prev, alpha_bar_t,
-        alpha_bar_prev)``; ``x`` is :math:`x_t` before the step.
+        Called after each step with a :class:`StepResult` (``x``: :math:`x_t` before the step,
+        ``x_next`` after it; ``eps_hat``, ``x0_hat``, ``alpha_bar_t``, ``alpha_bar_next``).
     progress : bool
         Show a tqdm progress bar.
 
@@ -256,8 +312,8 @@ def sample_ddpm(model, x, timesteps, *, schedule, variance="beta_tilde", clip_x0
         eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x_prev, x0_hat = _ddpm_update(x, eps_hat, ab[i], abp[i], variance, generator, None, clip_x0)
         if callback is not None:
-            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_prev=x_prev,
-                          alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i])))
+            callback(StepResult(i=i, t=t, t_next=StepResult.index_after(ts, i), x=x, x_next=x_prev, x0_hat=x0_hat,
+                                eps_hat=eps_hat, alpha_bar_t=float(ab[i]), alpha_bar_next=float(abp[i])))
         x = x_prev
     return x
 
@@ -278,8 +334,8 @@ def sample_ddim(model, x, timesteps, *, schedule, eta=0.0, clip_x0=None, generat
         Values above 1 are allowed as long as :math:`\sigma^2 \le 1-\bar\alpha_{\tau_{i-1}}` at
         every step (checked before the first model call).
     callback : callable, optional
-        Called after each step with ``dict(i, t, x, eps_hat, x0_hat, x_prev, alpha_bar_t,
-        alpha_bar_prev, sigma)``.
+        Called after each step with a :class:`StepResult`, as in :func:`sample_ddpm`, with
+        ``noise_std`` :math:`\sigma_{\tau_i}`.
 
     Other parameters as in :func:`sample_ddpm`; ``clip_x0`` as in :func:`ddim_step`.
     """
@@ -299,8 +355,9 @@ def sample_ddim(model, x, timesteps, *, schedule, eta=0.0, clip_x0=None, generat
         eps_hat = call_model_checked(model, x, int(t_model[i]), i, t)
         x_prev, x0_hat = _ddim_update(x, eps_hat, ab[i], abp[i], sigma[i], generator, None, clip_x0)
         if callback is not None:
-            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_prev=x_prev,
-                          alpha_bar_t=float(ab[i]), alpha_bar_prev=float(abp[i]), sigma=float(sigma[i])))
+            callback(StepResult(i=i, t=t, t_next=StepResult.index_after(ts, i), x=x, x_next=x_prev, x0_hat=x0_hat,
+                                eps_hat=eps_hat, alpha_bar_t=float(ab[i]), alpha_bar_next=float(abp[i]),
+                                noise_std=float(sigma[i])))
         x = x_prev
     return x
 
@@ -327,8 +384,9 @@ def ddim_invert(model, x_0, timesteps, *, schedule, callback=None, progress=Fals
         In *sampling* (decreasing) order, the same sequence as given to :func:`sample_ddim`;
         they are visited from the last to the first.
     callback : callable, optional
-        Called after each step with ``dict(i, t, x, eps_hat, x0_hat, x_next, alpha_bar_t,
-        alpha_bar_prev)``; ``x`` is the input of the step (less noisy), ``t`` the level reached.
+        Called after each step with a :class:`StepResult`: ``x`` is the input of the step (less
+        noisy, at ``t``; ``t = -1`` for the data), ``x_next`` its output at the level ``t_next``
+        reached, ``eps_hat`` the model's output at ``(x, t_next)``, ``noise_std`` 0.
     """
     ts, ab, abp = check_sampler_inputs(x_0, timesteps, schedule)
     t_model = schedule.original_t[ts]
@@ -340,8 +398,8 @@ def ddim_invert(model, x_0, timesteps, *, schedule, callback=None, progress=Fals
         eps_hat = call_model_checked(model, x, int(t_model[j]), i, t)
         x_next, x0_hat = _ddim_update(x, eps_hat, abp[j], ab[j], 0.0, None, None, None)
         if callback is not None:
-            callback(dict(i=i, t=t, x=x, eps_hat=eps_hat, x0_hat=x0_hat, x_next=x_next,
-                          alpha_bar_t=float(ab[j]), alpha_bar_prev=float(abp[j])))
+            callback(StepResult(i=i, t=StepResult.index_after(ts, j), t_next=t, x=x, x_next=x_next, x0_hat=x0_hat,
+                                eps_hat=eps_hat, alpha_bar_t=float(abp[j]), alpha_bar_next=float(ab[j]), noise_std=0.0))
         x = x_next
     return x
 

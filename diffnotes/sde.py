@@ -44,6 +44,7 @@ import torch
 
 from ._checks import show_value, check_batch, check_finite, check_int, check_range
 from ._util import append_dims, call_at_time, randn_like, steps
+from .samplers import StepResult
 
 __all__ = [
     "VPSDE",
@@ -327,9 +328,10 @@ def _x0_hat(sde, x: torch.Tensor, t: float, score: torch.Tensor) -> torch.Tensor
     return (x + append_dims(s**2, x) * score) / append_dims(m, x)
 
 
-def _emit(callback, sde, i, t, x, score):
+def _emit(callback, sde, i, t, t_next, x, score, x_next):
     if callback is not None:
-        callback(dict(i=i, t=float(t), x=x, score=score, x0_hat=_x0_hat(sde, x, t, score)))
+        callback(StepResult(i=i, t=float(t), t_next=float(t_next), x=x, x_next=x_next,
+                            x0_hat=_x0_hat(sde, x, t, score), score=score))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,7 +360,8 @@ def sample_euler_maruyama(model, x, timesteps, *, sde, generator=None, callback=
     sde : VPSDE | SubVPSDE | VESDE
     generator : torch.Generator, optional
     callback : callable, optional
-        Called once per step with ``dict(i, t, x, score, x0_hat)`` (x at time t, before the step).
+        Called after each step with a :class:`diffnotes.samplers.StepResult`: ``x`` at time ``t``
+        (before the step), ``x_next`` at ``t_next``, the ``score`` at ``(x, t)`` and ``x0_hat``.
     progress : bool
         Show a tqdm bar.
     """
@@ -367,8 +370,9 @@ def sample_euler_maruyama(model, x, timesteps, *, sde, generator=None, callback=
     for i in steps(len(ts) - 1, progress, "Euler-Maruyama"):
         t, t_next = float(ts[i]), float(ts[i + 1])
         score = call_at_time(model, x, t, where=f"step {i} (t={t:.6g})", what="score")
-        _emit(callback, sde, i, t, x, score)
-        x = _predictor("euler_maruyama", sde, x, t, t_next, score, generator)
+        x_next = _predictor("euler_maruyama", sde, x, t, t_next, score, generator)
+        _emit(callback, sde, i, t, t_next, x, score, x_next)
+        x = x_next
     return x
 
 
@@ -440,7 +444,8 @@ def sample_pc(
         How the norms in the step size are taken (see above): "batch" for low-dimensional data.
 
     Other parameters as :func:`sample_euler_maruyama`. The model is called
-    ``(1 + n_corrector)`` times per step; ``callback`` once per step, before the predictor.
+    ``(1 + n_corrector)`` times per step; ``callback`` once per step, after the correctors, with the
+    predictor's ``score`` at ``(x, t)`` and ``x_next`` after the correctors.
     """
     check_batch("x", x)
     ts = _check_times(timesteps, sde)
@@ -453,7 +458,7 @@ def sample_pc(
     for i in steps(len(ts) - 1, progress, "predictor-corrector"):
         t, t_next = float(ts[i]), float(ts[i + 1])
         score = call_at_time(model, x, t, where=f"step {i} (t={t:.6g}), predictor", what="score")
-        _emit(callback, sde, i, t, x, score)
+        x_in, score_in = x, score
         x = _predictor(predictor, sde, x, t, t_next, score, generator)
         m_t, _ = sde.marginal_coefs(t)
         m_next, _ = sde.marginal_coefs(t_next)
@@ -472,6 +477,7 @@ def sample_pc(
                 )
             eps = 2.0 * alpha * (snr * z_norm / s_norm) ** 2
             x = x + append_dims(eps, x) * score + append_dims(torch.sqrt(2.0 * eps), x) * z
+        _emit(callback, sde, i, t, t_next, x_in, score_in, x)
     return x
 
 
@@ -490,8 +496,9 @@ def sample_ode_euler(model, x, timesteps, *, sde, callback=None, progress=False)
     for i in steps(len(ts) - 1, progress, "PF-ODE Euler"):
         t, t_next = float(ts[i]), float(ts[i + 1])
         score = call_at_time(model, x, t, where=f"step {i} (t={t:.6g})", what="score")
-        _emit(callback, sde, i, t, x, score)
-        x = x + probability_flow_drift(sde, x, t, score) * (t_next - t)
+        x_next = x + probability_flow_drift(sde, x, t, score) * (t_next - t)
+        _emit(callback, sde, i, t, t_next, x, score, x_next)
+        x = x_next
     return x
 
 
@@ -513,12 +520,13 @@ def sample_ode_heun(model, x, timesteps, *, sde, callback=None, progress=False):
         t, t_next = float(ts[i]), float(ts[i + 1])
         h = t_next - t
         score = call_at_time(model, x, t, where=f"step {i} (t={t:.6g})", what="score")
-        _emit(callback, sde, i, t, x, score)
         d = probability_flow_drift(sde, x, t, score)
         x_euler = x + d * h
         score_next = call_at_time(model, x_euler, t_next, where=f"step {i} (t={t_next:.6g}), Heun correction", what="score")
         d_next = probability_flow_drift(sde, x_euler, t_next, score_next)
-        x = x + 0.5 * h * (d + d_next)
+        x_next = x + 0.5 * h * (d + d_next)
+        _emit(callback, sde, i, t, t_next, x, score, x_next)
+        x = x_next
     return x
 
 
@@ -555,8 +563,9 @@ def sample_ode_adaptive(
         If true, return ``(x, info)`` with ``info = {"nfe": model calls by the solver,
         "message", "success", "status", "t": times of accepted steps, "n_steps"}``.
     callback : callable, optional
-        Called after the solve for each time in ``timesteps[:-1]`` with
-        ``dict(i, t, x, score, x0_hat)``; these extra model calls are not counted in ``nfe``.
+        Called after the solve for each time in ``timesteps[:-1]`` with a
+        :class:`diffnotes.samplers.StepResult` (``x`` the solution at ``t``, ``x_next`` at ``t_next``,
+        the ``score`` at ``(x, t)``); these extra model calls are not counted in ``nfe``.
     """
     from scipy.integrate import solve_ivp
 
@@ -591,7 +600,7 @@ def sample_ode_adaptive(
         for i in range(len(ts) - 1):
             xi = to_torch(sol.y[:, i])
             score = call_at_time(model, xi, float(ts[i]), where=f"callback {i} (t={float(ts[i]):.6g})", what="score")
-            _emit(callback, sde, i, float(ts[i]), xi, score)
+            _emit(callback, sde, i, float(ts[i]), float(ts[i + 1]), xi, score, to_torch(sol.y[:, i + 1]))
     out = to_torch(sol.y[:, -1])
     if not return_info:
         return out

@@ -67,7 +67,7 @@ def _returns_before_last_step(f):
         seen = []
 
         def record(info):
-            seen.append(info["x"])
+            seen.append(info.x)
             if callback is not None:
                 callback(info)
         f(model, x, timesteps, callback=record, **kw)

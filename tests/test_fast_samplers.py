@@ -111,7 +111,7 @@ def test_gaussian_flow_map_against_fine_solve():
     model = oracles.Gaussian(MEAN, COV).eps_model(sch)
     seen = {}
     F.sample_heun(model, x, torch.arange(700, -1, -1), schedule=sch,
-                  callback=lambda d: seen.__setitem__("x", d["x"]))
+                  callback=lambda d: seen.__setitem__("x", d.x))
     exact = F.gaussian_flow_map(x, MEAN, COV, sch.alpha_bar[700], sch.alpha_bar[0])
     assert float((seen["x"] - exact).abs().max()) < 1e-4
     # and it moves samples of q_s to the covariance of q_t
@@ -207,7 +207,7 @@ def test_analytic_sampler_keeps_the_marginal_when_skipping():
                                                                               generator=gen)
     seen = []
     F.sample_analytic_dpm(model, x, ts, schedule=sch, gamma=gamma, generator=gen,
-                          callback=lambda d: seen.append(d["x"]))
+                          callback=lambda d: seen.append(d.x))
     for i in (5, 9):
         ratio = float(seen[i].var(0).mean() / (ab[i] * c + 1 - ab[i]))
         assert abs(ratio - 1) < 0.04, (i, ratio)  # sampling std of the variance ~0.7 %
@@ -249,16 +249,16 @@ def test_analytic_sampler_clips_only_the_last_noisy_step():
         runs[clip] = (out, seen)
     free, capped = runs[None][1], runs[2][1]
     cap = F.pixel_variance_cap(2)
-    assert free[-2]["variance"] > 10 * cap and capped[-2]["variance"] == pytest.approx(cap, rel=1e-12)
+    assert free[-2].noise_std**2 > 10 * cap and capped[-2].noise_std**2 == pytest.approx(cap, rel=1e-12)
     for i in range(3):
-        assert capped[i]["variance"] == free[i]["variance"]
-        torch.testing.assert_close(capped[i]["x_prev"], free[i]["x_prev"], rtol=0, atol=0)
-    mean = samplers.ddpm_step(free[-2]["x"], free[-2]["eps_hat"], free[-2]["alpha_bar_t"], free[-2]["alpha_bar_prev"],
+        assert capped[i].noise_std == free[i].noise_std
+        torch.testing.assert_close(capped[i].x_next, free[i].x_next, rtol=0, atol=0)
+    mean = samplers.ddpm_step(free[-2].x, free[-2].eps_hat, free[-2].alpha_bar_t, free[-2].alpha_bar_next,
                               variance="beta", noise=torch.zeros_like(x))
-    z_free = (free[-2]["x_prev"] - mean) / math.sqrt(free[-2]["variance"])
-    z_capped = (capped[-2]["x_prev"] - mean) / math.sqrt(cap)
+    z_free = (free[-2].x_next - mean) / free[-2].noise_std
+    z_capped = (capped[-2].x_next - mean) / math.sqrt(cap)
     torch.testing.assert_close(z_capped, z_free, rtol=1e-9, atol=1e-9)
-    assert capped[-1]["variance"] == free[-1]["variance"]  # the decoder step: mean only in both
+    assert capped[-1].noise_std == free[-1].noise_std == 0.0  # the decoder step: mean only in both
 
 
 # ------------------------------------------------------------------ validation

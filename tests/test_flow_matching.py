@@ -169,7 +169,7 @@ def test_a_point_mass_flows_in_straight_lines_one_euler_step_is_exact():
     v = fm.velocity_model(pm)
     torch.testing.assert_close(fm.sample_euler(v, x1, fm.time_grid(1)), y.expand(20, 2), rtol=0, atol=1e-12)
     vs = []
-    fm.sample_euler(v, x1, fm.time_grid(10), callback=lambda d: vs.append(d["v"]))
+    fm.sample_euler(v, x1, fm.time_grid(10), callback=lambda d: vs.append(d.v))
     assert fm.straightness(vs, fm.time_grid(10)).max() < 1e-20
 
 
@@ -178,9 +178,10 @@ def test_callback_reports_each_step_and_x0_hat():
     seen = []
     x1 = torch.randn(3, 2, generator=gen(14), dtype=F64)
     out = fm.sample_euler(fm.velocity_model(mix), x1, fm.time_grid(4), callback=seen.append)
-    assert [d["i"] for d in seen] == [0, 1, 2, 3] and [d["t"] for d in seen] == [1.0, 0.75, 0.5, 0.25]
-    torch.testing.assert_close(seen[-1]["x_next"], out)
-    torch.testing.assert_close(seen[1]["x0_hat"], mix.denoise(seen[1]["x"], 0.25, 0.75))
+    assert [d.i for d in seen] == [0, 1, 2, 3] and [d.t for d in seen] == [1.0, 0.75, 0.5, 0.25]
+    assert [d.t_next for d in seen] == [0.75, 0.5, 0.25, 0.0]
+    torch.testing.assert_close(seen[-1].x_next, out)
+    torch.testing.assert_close(seen[1].x0_hat, mix.denoise(seen[1].x, 0.25, 0.75))
 
 
 def test_heun_last_step_into_zero_is_an_euler_step():
@@ -221,7 +222,7 @@ def test_reflow_with_a_kernel_velocity_makes_few_step_euler_closer_to_the_exact_
 
 def _velocities(model, x, ts):
     vs = []
-    fm.sample_euler(model, x, ts, callback=lambda d: vs.append(d["v"]))
+    fm.sample_euler(model, x, ts, callback=lambda d: vs.append(d.v))
     return vs
 
 

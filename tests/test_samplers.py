@@ -1,5 +1,6 @@
 """Tests for diffnotes.samplers: the DDIM family's algebra, DDPM as its eta=1 member, samplers
 against exact oracles (Monte Carlo and exact moment propagation), inversion, slerp, errors."""
+import dataclasses
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from diffnotes.forward import eps_from_x0, q_sample
 from diffnotes.oracles import Gaussian, GaussianMixture
 from diffnotes.samplers import (
+    StepResult,
     ddim_invert,
     ddim_sigma,
     ddim_step,
@@ -416,34 +418,39 @@ def test_skipping_steps_equals_sampling_the_respaced_schedule():
 
 # ----------------------------------------------------------------------------- callbacks, clipping, progress
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "invert"])
-def test_callback_calls_and_keys(sampler):
+def test_callback_gets_a_step_result_per_step(sampler):
     ts = uniform_timesteps(1000, 12)
     model = GAUSS.eps_model(LINEAR)
     x = torch.randn(3, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
     calls = []
     if sampler == "ddpm":
         out = sample_ddpm(model, x, ts, schedule=LINEAR, callback=calls.append, generator=torch.Generator())
-        nxt = "x_prev"
     elif sampler == "ddim":
         out = sample_ddim(model, x, ts, schedule=LINEAR, eta=0.3, callback=calls.append, generator=torch.Generator())
-        nxt = "x_prev"
     else:
         out = ddim_invert(model, x, ts, schedule=LINEAR, callback=calls.append)
-        nxt = "x_next"
     assert len(calls) == len(ts)
     for k, info in enumerate(calls):
-        assert {"i", "t", "x", "eps_hat", "x0_hat", nxt} <= set(info)
-        assert info["i"] == k
-        for key in ("x", "eps_hat", "x0_hat", nxt):
-            assert info[key].shape == x.shape
-    order = ts.tolist() if sampler != "invert" else ts.flip(0).tolist()
-    assert [info["t"] for info in calls] == order
-    assert torch.equal(calls[0]["x"], x)
+        assert isinstance(info, StepResult) and info.i == k
+        for field in ("x", "x_next", "eps_hat", "x0_hat"):
+            assert getattr(info, field).shape == x.shape
+        assert info.score is None and info.v is None
+    # t -> t_next along the visited indices, and -1 (the data) at the end of sampling / the start of inversion
+    path = ts.tolist() + [-1] if sampler != "invert" else [-1] + ts.flip(0).tolist()
+    assert [info.t for info in calls] == path[:-1] and [info.t_next for info in calls] == path[1:]
+    ab = {t: float(LINEAR.alpha_bar[t]) for t in ts.tolist()} | {-1: 1.0}
+    assert all(info.alpha_bar_t == ab[info.t] and info.alpha_bar_next == ab[info.t_next] for info in calls)
+    assert torch.equal(calls[0].x, x)
     for a, b in zip(calls, calls[1:]):
-        assert torch.equal(a[nxt], b["x"])  # x after step i is x before step i+1
-    assert torch.equal(calls[-1][nxt], out)
+        assert torch.equal(a.x_next, b.x)  # x after step i is x before step i+1
+    assert torch.equal(calls[-1].x_next, out)
     if sampler != "invert":  # eps_hat is the model's output at (x_t, t)
-        torch.testing.assert_close(calls[5]["eps_hat"], model(calls[5]["x"], torch.full((3,), calls[5]["t"])))
+        torch.testing.assert_close(calls[5].eps_hat, model(calls[5].x, torch.full((3,), calls[5].t)))
+    if sampler == "ddim":  # the std of the noise each step added
+        assert [info.noise_std for info in calls] == pytest.approx(ddim_sigma(LINEAR.alpha_bar[ts], torch.tensor(
+            [ab[c.t_next] for c in calls], dtype=torch.float64), 0.3).tolist(), rel=1e-12)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        calls[0].x = x
 
 
 def test_no_silent_clipping_and_explicit_clip_x0():
@@ -454,7 +461,7 @@ def test_no_silent_clipping_and_explicit_clip_x0():
     out = sample_ddim(model, x_T, ts, schedule=LINEAR)
     assert float(out.abs().min()) > 3  # nothing clipped by default
     x0s = []
-    clipped = sample_ddim(model, x_T, ts, schedule=LINEAR, clip_x0=1.0, callback=lambda d: x0s.append(d["x0_hat"]))
+    clipped = sample_ddim(model, x_T, ts, schedule=LINEAR, clip_x0=1.0, callback=lambda d: x0s.append(d.x0_hat))
     assert all(float(x0.abs().max()) <= 1.0 for x0 in x0s)
     # the last step returns x0_hat, which is then inside the box (and near its corner, since every
     # earlier step was pulled towards (5, -5) and stopped at the box)

@@ -255,10 +255,10 @@ def test_probability_flow_transports_the_marginal_at_every_t(gauss, sde, tol):
     seen = []
 
     def cb(info):
-        mu, V = _gaussian_marginal(gauss, sde, info["t"])
+        mu, V = _gaussian_marginal(gauss, sde, info.t)
         expected = mu + q @ _sqrtm(V)
         scale = V.diagonal().sqrt().max()
-        seen.append(((info["x"] - expected).abs().max() / scale).item())
+        seen.append(((info.x - expected).abs().max() / scale).item())
 
     ts = time_grid(200, 1.0, 1e-3)
     x = sample_ode_heun(gauss.score_model(sde), x_T, ts, sde=sde, callback=cb)
@@ -287,13 +287,13 @@ def test_reverse_sde_has_the_right_marginal_at_every_t():
     checked = []
 
     def cb(info):
-        if info["i"] % 25 == 0:
-            mu, V = _gaussian_marginal(oracle, sde, info["t"])
+        if info.i % 25 == 0:
+            mu, V = _gaussian_marginal(oracle, sde, info.t)
             sd = V.sqrt().item()
             # SE: sd/sqrt(n) for the mean, sd/sqrt(2n) for the std; + 1% of sd for the EM bias
-            assert abs(info["x"].mean().item() - mu.item()) < Z * sd / math.sqrt(n) + 0.01 * sd
-            assert abs(info["x"].std().item() - sd) < Z * sd / math.sqrt(2 * n) + 0.01 * sd
-            checked.append(info["t"])
+            assert abs(info.x.mean().item() - mu.item()) < Z * sd / math.sqrt(n) + 0.01 * sd
+            assert abs(info.x.std().item() - sd) < Z * sd / math.sqrt(2 * n) + 0.01 * sd
+            checked.append(info.t)
 
     sample_euler_maruyama(oracle.score_model(sde), x, time_grid(200), sde=sde, generator=gen(6), callback=cb)
     assert len(checked) == 8
@@ -532,17 +532,24 @@ def test_callback_and_model_time(gauss):
     infos = []
     x = sde.prior_sample((4, 2), generator=gen(50), dtype=F64)
     sample_ode_euler(model, x, ts, sde=sde, callback=infos.append)
-    assert [d["i"] for d in infos] == list(range(5))
-    assert [d["t"] for d in infos] == pytest.approx(ts[:-1].tolist())
+    assert [d.i for d in infos] == list(range(5))
+    assert [d.t for d in infos] == pytest.approx(ts[:-1].tolist())
+    assert [d.t_next for d in infos] == pytest.approx(ts[1:].tolist())
+    for a, b in zip(infos, infos[1:]):
+        assert torch.equal(a.x_next, b.x)
     assert seen_t == pytest.approx(ts[:-1].tolist())
     for d in infos:
-        assert set(d) == {"i", "t", "x", "score", "x0_hat"}
-        m, s = sde.marginal_coefs(d["t"])
-        torch.testing.assert_close(d["x0_hat"], gauss.denoise(d["x"], m, s))
+        assert d.x_next.shape == d.x.shape and d.v is None and d.alpha_bar_t is None
+        m, s = sde.marginal_coefs(d.t)
+        torch.testing.assert_close(d.x0_hat, gauss.denoise(d.x, m, s))
+        assert d.score is not None and d.eps_hat is None
     # adaptive: callback at the requested intermediate times
     infos = []
     sample_ode_adaptive(model, x, ts, sde=sde, callback=infos.append)
-    assert [d["t"] for d in infos] == pytest.approx(ts[:-1].tolist())
+    assert [d.t for d in infos] == pytest.approx(ts[:-1].tolist())
+    assert [d.t_next for d in infos] == pytest.approx(ts[1:].tolist())
+    for a, b in zip(infos, infos[1:]):
+        assert torch.equal(a.x_next, b.x)
 
 
 def test_float32_in_float32_out(gauss):

@@ -103,7 +103,7 @@ class EtaExplorer(Explorer):
         with torch.no_grad():
             x0 = sample_ddim(counter, self.x_T, ts, schedule=self.schedule, eta=eta, clip_x0=self.clip_x0,
                              generator=generator,
-                             callback=lambda info: trajectory.append(info["x0_hat"].detach().cpu()))
+                             callback=lambda info: trajectory.append(info.x0_hat.detach().cpu()))
         out.update(samples=x0.detach().cpu(), x0_trajectory=trajectory, timesteps=ts, nfe=counter.calls)
         return out
 
