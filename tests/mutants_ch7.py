@@ -70,7 +70,7 @@ RECORDED = ("083e5bdf", "09432df7")
 
 
 def _recorded_fid(replace):
-    """``course.measurements`` whose FID rows have ``replace`` = {row: row whose FID it takes}."""
+    """``records.measurements`` whose FID rows have ``replace`` = {row: row whose FID it takes}."""
     def mutate(f):
         def measurements(kind="fid", name=None):
             out = f(kind, name)

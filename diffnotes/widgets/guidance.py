@@ -34,7 +34,7 @@ class GuidanceExplorer(Explorer):
     ----------
     model : callable
         A class-conditional ``model(x_t, t, y)`` (``y=None``: no label), e.g.
-        ``course.load_model()``, with ``.schedule`` unless ``schedule`` is given.
+        ``checkpoints.load_model()``, with ``.schedule`` unless ``schedule`` is given.
     n_images : int
         Images per setting (default 6; each costs about 2 x steps network calls).
     seed : int
