@@ -5,7 +5,6 @@ preset trained for a few steps, and a tiny TorchScript stand-in for the Inceptio
 """
 import json
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -19,27 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_fake_cifar
 from diffnotes import cli, data, fid
 
 pytestmark = pytest.mark.filterwarnings("ignore::diffnotes.data.DataWarning")  # the fake data's md5
-
-N_PER_BATCH = 4  # images per fake batch file: 20 training images
-
-
-def make_fake_cifar(parent: Path) -> Path:
-    """A cifar-10-batches-py folder with 4 random-looking images per batch file."""
-    folder = parent / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        d = {"data": rng.integers(0, 256, (N_PER_BATCH, 3072), dtype=np.uint8),
-             "labels": list(range(N_PER_BATCH))}
-        with open(folder / name, "wb") as f:
-            pickle.dump(d, f, protocol=2)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": list(data.CIFAR10_CLASSES)}, f)
-    return folder
-
 
 def run(argv, capsys):
     """``cli.main(argv)`` -> (exit code, stdout, stderr)."""
@@ -60,7 +42,7 @@ def _isolated_env(monkeypatch, tmp_path):
 def trained(tmp_path_factory):
     """A 2-step tiny run (the train test checks it); returns (run folder, data folder)."""
     root = tmp_path_factory.mktemp("train")
-    folder = make_fake_cifar(root / "data")
+    folder = make_fake_cifar(root / "data", n=4)
     out = root / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", data.DataWarning)
@@ -147,7 +129,7 @@ def test_train_writes_checkpoint_and_resume_continues(trained, capsys):
 def test_train_errors(tmp_path, capsys):
     code, _, err = run(["train", "--preset", "tiny", "--out", tmp_path / "r", "--no-progress"], capsys)
     assert code == 1 and "DIFFNOTES_CIFAR10" in err and "Traceback" not in err  # no data anywhere
-    folder = make_fake_cifar(tmp_path / "d")
+    folder = make_fake_cifar(tmp_path / "d", n=4)
     code, _, err = run(["train", "--lr", "-1", "--data", folder, "--out", tmp_path / "r"], capsys)
     assert code == 2 and "lr must be" in err
     code, _, err = run(["train", "--preset", "huge"], capsys)
@@ -242,28 +224,6 @@ def test_sample_errors(trained, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # fid
 # ---------------------------------------------------------------------------------------------
-class _TinyNet(torch.nn.Module):
-    """A stand-in for Inception: [B, 3, 299, 299] -> [B, 16], a fixed function of 4x4 region means."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("w", torch.randn(48, 16, generator=torch.Generator().manual_seed(0)) / 7)
-
-    def forward(self, x):
-        p = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
-        return torch.relu(p @ self.w) + p[:, :16]
-
-
-@pytest.fixture
-def tiny_extractor(tmp_path, monkeypatch):
-    path = tmp_path / "tiny_inception.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.script(_TinyNet()).save(str(path))
-    monkeypatch.setenv("DIFFNOTES_INCEPTION", str(path))
-    return path
-
-
 def test_fid_zero_for_identical_sets_positive_otherwise(trained, tmp_path, capsys, tiny_extractor):
     run_dir, _ = trained
     opts = ["--n", 6, "--sampler", "ddpm", "--steps", 2, "--clip-x0", "1"]
@@ -401,7 +361,7 @@ def test_bench_errors(capsys):
 def test_a_run_killed_before_its_first_checkpoint_resumes_with_its_flags(tmp_path, capsys):
     """kill -9 before any checkpoint: --resume must take the flags the run was started with
     (from config.json, written at the start), not the defaults (preset small, batch 128, ...)."""
-    folder = make_fake_cifar(tmp_path / "d")
+    folder = make_fake_cifar(tmp_path / "d", n=4)
     out = tmp_path / "B"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen(
