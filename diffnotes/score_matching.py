@@ -23,6 +23,7 @@ import torch
 
 from ._checks import show_value, check_batch, check_finite, check_int, check_range
 from ._util import append_dims, randn_like
+from .samplers import StepResult
 
 __all__ = ["dsm_loss_continuous", "smld_sigmas", "annealed_langevin"]
 
@@ -130,8 +131,11 @@ def annealed_langevin(model, x, sigmas, *, step_lr=2e-5, n_steps_each=100, gener
         T >= 1, Langevin steps per noise level.
     generator : torch.Generator, optional
     callback : callable, optional
-        Called after each noise level with ``dict(i, sigma, alpha, x)`` (``i`` the code index
-        ``0..L-1`` of the level, the paper's :math:`i-1`).
+        Called after each noise level with a :class:`diffnotes.samplers.StepResult`: ``i`` the code index
+        ``0..L-1`` of the level (the paper's :math:`i-1`), ``t = t_next`` = :math:`\sigma_i` (the level
+        does not move the noise level, it samples at it), ``x`` / ``x_next`` the state before and after
+        the level's T steps, ``score`` the score at ``x``, ``x0_hat`` = :math:`x + \sigma_i^2 s` (Tweedie),
+        ``noise_std`` = :math:`\sqrt{\alpha_i}` of each Langevin step, ``nfe`` the scores evaluated so far.
     """
     check_batch("x", x)
     sig = torch.as_tensor(sigmas, dtype=torch.float64).detach().cpu()
@@ -145,9 +149,11 @@ def annealed_langevin(model, x, sigmas, *, step_lr=2e-5, n_steps_each=100, gener
     check_range("step_lr", step_lr, 0.0, None, low_open=True)
     n_steps_each = check_int("n_steps_each", n_steps_each, 1)
     sigma_L = float(sig[-1])
-    for i, sigma_i in enumerate(sig.tolist()):
+    levels = sig.tolist()
+    for i, sigma_i in enumerate(levels):
         alpha = step_lr * sigma_i**2 / sigma_L**2
         s_b = torch.full((x.shape[0],), sigma_i, dtype=x.dtype, device=x.device)
+        x_start, first_score = x, None
         for _ in range(n_steps_each):
             score = model(x, s_b)
             if not isinstance(score, torch.Tensor) or score.shape != x.shape:
@@ -155,7 +161,10 @@ def annealed_langevin(model, x, sigmas, *, step_lr=2e-5, n_steps_each=100, gener
                 raise ValueError(
                     f"model output at sigma={sigma_i:.6g} must be a tensor of shape {tuple(x.shape)}, got {shape}"
                 )
+            first_score = score if first_score is None else first_score
             x = x + 0.5 * alpha * score.to(x.dtype) + math.sqrt(alpha) * randn_like(x, generator)
-        if callback is not None:
-            callback(dict(i=i, sigma=sigma_i, alpha=alpha, x=x))
+        if callback is not None:  # one "step" is one noise level: T Langevin steps at sigma_i
+            callback(StepResult(i=i, t=sigma_i, t_next=sigma_i, x=x_start, x_next=x,
+                                x0_hat=x_start + sigma_i**2 * first_score.to(x.dtype), score=first_score,
+                                noise_std=math.sqrt(alpha), nfe=(i + 1) * n_steps_each))
     return x

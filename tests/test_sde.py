@@ -779,8 +779,10 @@ def test_annealed_langevin_step_is_algorithm_1(gauss):
     want = x
     for k, s_k in enumerate(sig.tolist()):
         a = 1e-3 * s_k**2 / 0.1**2
-        assert seen[k]["i"] == k and seen[k]["alpha"] == pytest.approx(a, rel=1e-12)
+        assert seen[k].i == k and seen[k].noise_std ** 2 == pytest.approx(a, rel=1e-12) and seen[k].t == s_k
+        assert torch.equal(seen[k].x, want) and torch.allclose(seen[k].x0_hat, want + s_k**2 * gauss.score(want, 1.0, s_k))
         want = want + 0.5 * a * gauss.score(want, 1.0, s_k) + math.sqrt(a) * torch.randn(x.shape, generator=g, dtype=F64)
+        assert torch.allclose(seen[k].x_next, want, rtol=1e-12, atol=1e-12) and seen[k].nfe == k + 1
     assert torch.allclose(y, want, rtol=1e-12, atol=1e-12)
     assert torch.equal(y, annealed_langevin(lambda x, s: gauss.score(x, 1.0, s), x, sig, step_lr=1e-3,
                                             n_steps_each=1, generator=gen(58)))
