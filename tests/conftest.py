@@ -17,6 +17,20 @@ settings.load_profile("repeatable")
 
 
 # ---------------------------------------------------------------------------------------------
+# small shared helpers of the mathematical tests (``from conftest import gen, images8``)
+# ---------------------------------------------------------------------------------------------
+def gen(seed=0):
+    """A CPU generator seeded with ``seed``."""
+    return torch.Generator().manual_seed(seed)
+
+
+def images8(B=4, shape=(3, 4, 4), seed=0):
+    """Random 8-bit data scaled to [-1, 1], float64 (what the likelihood and loss tests score)."""
+    k = torch.randint(0, 256, (B,) + shape, generator=gen(seed))
+    return k.to(torch.float64) / 127.5 - 1.0
+
+
+# ---------------------------------------------------------------------------------------------
 # shared fakes: a CIFAR-10 folder and a tiny stand-in for Inception (used by the data, fid, cli
 # and course tests; import the helpers with ``from conftest import ...``)
 # ---------------------------------------------------------------------------------------------

@@ -20,20 +20,13 @@ from diffnotes.forward import posterior_mean, q_sample, x0_from_eps
 from diffnotes.oracles import PointSet
 from diffnotes.schedules import Schedule, cosine_schedule, linear_schedule
 
+from conftest import gen
+from conftest import images8 as images
+
 F64 = torch.float64
 GRID = torch.arange(256, dtype=F64) / 127.5 - 1.0  # the 256 values of 8-bit data in [-1, 1]
 H = 1.0 / 255.0  # half bin width
 N_SE = 4.0
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
-
-
-def images(B=4, shape=(3, 4, 4), seed=0):
-    """Random 8-bit data scaled to [-1, 1], float64."""
-    k = torch.randint(0, 256, (B,) + shape, generator=gen(seed))
-    return k.to(F64) / 127.5 - 1.0
 
 
 finite = st.floats(-5.0, 5.0, allow_nan=False)

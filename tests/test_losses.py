@@ -19,19 +19,11 @@ from diffnotes.forward import posterior_mean, q_sample, x0_from_eps
 from diffnotes.oracles import Gaussian
 from diffnotes.schedules import cosine_schedule, linear_schedule
 
+from conftest import gen
+from conftest import images8 as images
+
 F64 = torch.float64
 N_SE = 4.0
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
-
-
-def images(B=4, shape=(3, 4, 4), seed=0):
-    """Random 8-bit data scaled to [-1, 1], float64."""
-    k = torch.randint(0, 256, (B,) + shape, generator=gen(seed))
-    return k.to(F64) / 127.5 - 1.0
-
 
 
 # =========================================================================== l_simple
