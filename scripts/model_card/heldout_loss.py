@@ -5,8 +5,9 @@ The first ``--n`` CIFAR-10 test images (none seen in training), each noised at o
 with noise from one seeded generator: every model sees the very same (x_0, t, eps). The network runs in float32
 and without a label (its null class), as the FID rows sample. Reported: the mean of ||eps - eps_hat||^2 per
 dimension over all images, and over four bands of t (the loss of a recipe that re-weights t moves differently
-in each band). Lower is better; the figures are comparable only between models scored by this script with the
-same ``--n`` and ``--seed``.
+in each band), and for every model after the first its paired difference from the first with the standard error of
+that difference (the same images, timesteps and noise for both, so the spread between images cancels). Lower is
+better; the figures are comparable only between models scored by this script with the same ``--n`` and ``--seed``.
 
     DIFFNOTES_CIFAR10=<stand-in>/cifar-10-batches-py .venv/bin/python scripts/model_card/heldout_loss.py \
         runs/pilots/A runs/pilots/B cifar10-cpu-4 [--n 2000] [--json runs/pilots/heldout.json]
@@ -55,17 +56,24 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
+    if args.n < 2:
+        p.error(f"--n must be at least 2 (a standard error needs two images), got {args.n}")
     models = [(name, load_model(name)) for name in args.models]  # every model opens before any long work
     T = models[0][1].schedule.T
     x_0, t, eps = fixed_batch(args.n, T, args.seed)
-    rows = {}
+    rows, first = {}, None
     for name, model in models:
-        per = per_image_loss(model, x_0, t, eps)
+        per = per_image_loss(model, x_0, t, eps).double()
         row = {"loss": float(per.mean())}
         for lo, hi in BANDS:
             row[f"t{lo}-{hi}"] = float(per[(t >= lo) & (t < hi)].mean())
+        if first is None:
+            first = per
+        else:  # paired with the first model: same x_0, t and eps
+            d = per - first
+            row.update(diff_vs_first=float(d.mean()), diff_se=float(d.std() / len(d) ** 0.5))
         rows[name] = row
-        print(name, " ".join(f"{k} {v:.5f}" for k, v in row.items()), flush=True)
+        print(name, " ".join(f"{k} {v:.6f}" for k, v in row.items()), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"n": args.n, "seed": args.seed, "rows": rows}, indent=1) + "\n")
 
