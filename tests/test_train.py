@@ -20,7 +20,7 @@ import diffnotes.train as tr
 from diffnotes.data import ImageLoader
 from diffnotes.forward import q_sample
 from diffnotes.losses import nearest_log_snr_index
-from diffnotes.checkpoints import export_bf16, load_checkpoint, pretrained
+from diffnotes.checkpoints import export_weights, load_checkpoint, pretrained
 from diffnotes.recipe import EMA, TrainConfig, ema_decay_at, warmup_lr
 from diffnotes.schedules import linear_schedule, make_schedule
 from diffnotes.train import train, train_step
@@ -271,11 +271,11 @@ def test_checkpoint_round_trip(tmp_path, images):
         load_checkpoint(tmp_path / "nothing.safetensors")
 
 
-def test_export_bf16_and_pretrained(tmp_path, images):
+def test_export_and_pretrained(tmp_path, images):
     run = tmp_path / "run"
     r = train(_cfg(run, total_steps=2), images, progress=False)
     root = tmp_path / "pretrained"
-    export_bf16(run, root / "toy-cifar.safetensors")
+    export_weights(run, root / "toy-cifar.safetensors", dtype="bfloat16")
     stored = load_file(root / "toy-cifar.safetensors")
     assert all(v.dtype == torch.bfloat16 for v in stored.values())
     meta = json.loads((root / "toy-cifar.json").read_text())
@@ -295,7 +295,14 @@ def test_export_bf16_and_pretrained(tmp_path, images):
     with pytest.raises(ValueError, match="plain model name"):
         pretrained("../run/ema", root=root)
     with pytest.raises(ValueError, match=r"\.safetensors"):
-        export_bf16(run, root / "x.bin")
+        export_weights(run, root / "x.bin")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        export_weights(run, root / "x.safetensors", dtype="float16")
+    # float32 (the default): the EMA weights exactly as trained
+    export_weights(run, root / "toy-f32.safetensors")
+    assert json.loads((root / "toy-f32.json").read_text())["dtype"] == "float32"
+    m32 = pretrained("toy-f32", root=root)
+    assert all(torch.equal(v, r.ema.shadow[k].float()) for k, v in m32.state_dict().items())
 
 
 def test_atomic_write_never_leaves_a_partial_file(tmp_path):
@@ -921,10 +928,10 @@ def test_lineage_across_init_from_and_resume(tmp_path, images):
 def test_export_carries_the_lineage_of_a_shipped_parent(tmp_path, images, monkeypatch):
     """A model shipped with a lineage, a run started from it by name (--init-from), exported: the
     exported json lists the shipped stages and the run's own. The same for a run recorded before
-    lineages were (no lineage in its config.json): export_bf16 builds it, with the seconds of state.pt."""
+    lineages were (no lineage in its config.json): export_weights builds it, with the seconds of state.pt."""
     shipped = tmp_path / "pretrained"
     train(_cfg(tmp_path / "s", total_steps=2), images, progress=False)
-    export_bf16(tmp_path / "s", shipped / "toy.safetensors")
+    export_weights(tmp_path / "s", shipped / "toy.safetensors")
     meta = json.loads((shipped / "toy.json").read_text())
     earlier = ck.stage_record("runs/earlier", None, 100, 64, 3600.0, "cpu")
     meta["lineage"] = ck.lineage_totals([earlier] + meta["lineage"]["stages"])
@@ -932,7 +939,7 @@ def test_export_carries_the_lineage_of_a_shipped_parent(tmp_path, images, monkey
     monkeypatch.setattr(ck, "PRETRAINED_DIR", shipped)
 
     r = train(_cfg(tmp_path / "run", total_steps=3, init_from="toy"), images, progress=False)
-    export_bf16(tmp_path / "run", tmp_path / "out" / "next.safetensors")
+    export_weights(tmp_path / "run", tmp_path / "out" / "next.safetensors")
     lin = json.loads((tmp_path / "out" / "next.json").read_text())["lineage"]
     assert [s["name"] for s in lin["stages"]] == ["runs/earlier", str(tmp_path / "s"), str(tmp_path / "run")]
     assert lin["images"] == 6400 + 8 + 12 and lin == r.lineage
@@ -943,7 +950,7 @@ def test_export_carries_the_lineage_of_a_shipped_parent(tmp_path, images, monkey
     old = json.loads(cfg_path.read_text())
     del old["lineage"]
     cfg_path.write_text(json.dumps(old))
-    export_bf16(tmp_path / "run", tmp_path / "out" / "old.safetensors")
+    export_weights(tmp_path / "run", tmp_path / "out" / "old.safetensors")
     lin_old = json.loads((tmp_path / "out" / "old.json").read_text())["lineage"]
     assert [_stage_keys(s) for s in lin_old["stages"]] == [_stage_keys(s) for s in lin["stages"]]
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
@@ -951,7 +958,7 @@ def test_export_carries_the_lineage_of_a_shipped_parent(tmp_path, images, monkey
     # ... and one whose source is gone: the figures it cannot know are "not recorded", not guessed
     old["train"]["init_from"] = str(tmp_path / "gone")
     cfg_path.write_text(json.dumps(old))
-    export_bf16(tmp_path / "run", tmp_path / "out" / "orphan.safetensors")
+    export_weights(tmp_path / "run", tmp_path / "out" / "orphan.safetensors")
     lin_orphan = json.loads((tmp_path / "out" / "orphan.json").read_text())["lineage"]
     assert lin_orphan["stages"][0]["images"] == "not recorded" and lin_orphan["images"] == 12
     assert "images of stage 1" in " ".join(lin_orphan["not_recorded"])
