@@ -61,7 +61,7 @@ from .bench import PRESET_NAMES, bench, bench_table
 from .checkpoints import DEFAULT_MODEL, CheckpointDamagedError, load_model
 from .data import DataNotFoundError, save_grid_png, save_npz
 from .fid import INCEPTION_BATCH, InceptionNotFoundError
-from .generate import SAMPLERS, SPACINGS, sample_images, sampler_timesteps, training_gamma
+from .generate import SAMPLERS, SPACINGS, sample_images, training_gamma
 from .recipe import TrainConfig
 from .train import train
 from .unet import BF16Autocast
@@ -268,11 +268,9 @@ def _draw(args, n: int) -> tuple[torch.Tensor, dict]:
     model = load_model(args.ckpt, device=device, ema=not args.raw_weights, bf16=bf16)
     info: dict = {}
     kwargs = dict(_sampling_kwargs(args), device=device)
-    if SAMPLERS[args.sampler].needs_gamma:  # Analytic-DPM's Gamma from training images, before sampling
-        spec = SAMPLERS[args.sampler]
-        steps = args.steps or spec.default_steps
-        ts = sampler_timesteps(model.schedule.T, steps, args.spacing or spec.spacing, schedule=model.schedule)
-        kwargs["gamma"] = training_gamma(model, ts, root=args.data)
+    spec = SAMPLERS[args.sampler]
+    if spec.needs_gamma:  # Analytic-DPM's Gamma from training images, before sampling
+        kwargs["gamma"] = training_gamma(model, spec.timesteps(model.schedule, args.steps, args.spacing), root=args.data)
     images = sample_images(model, n, info=info, **kwargs)
     meta = {"sampler": args.sampler, "steps": -1 if info["steps"] is None else info["steps"],
             "eta": kwargs["eta"], "spacing": info["spacing"] or "uniform", "seed": args.seed, "ckpt": str(args.ckpt),

@@ -90,6 +90,14 @@ class SamplerInfo:
             return fs.heun_nfe(steps)
         return self.nfe_per_step * int(steps)
 
+    def timesteps(self, schedule, steps: int | None = None, spacing: str | None = None) -> torch.Tensor:
+        """The timesteps this discrete sampler visits on ``schedule``: ``steps`` of them (default: its own, or
+        all T) spaced by ``spacing`` (default: its own), :func:`sampler_timesteps`."""
+        if self.kind != "discrete":
+            raise ValueError(f"sampler {self.name!r} runs on a time grid, not on the schedule's timesteps")
+        return sampler_timesteps(schedule.T, steps or self.default_steps or schedule.T, spacing or self.spacing,
+                                 schedule=schedule)
+
     def steps_for(self, nfe: int) -> int:
         """The most steps whose calls fit the budget ``nfe`` (at least one)."""
         if self.name == "heun":  # 2 * steps - 1 calls
@@ -323,7 +331,7 @@ def sample_images(model, n: int, *, sampler: str = "ddim", steps: int | None = N
     spacing = spacing or spec.spacing
     ts = None
     if spec.kind == "discrete":  # fail on bad (steps, spacing) or a missing gamma before any work
-        ts = sampler_timesteps(schedule.T, steps, spacing, schedule=schedule)
+        ts = spec.timesteps(schedule, steps, spacing)
         if spec.needs_gamma and (gamma is None or torch.as_tensor(gamma).numel() != len(ts)):
             raise ValueError(f"sampler {sampler!r} needs gamma with one value per timestep ({len(ts)}): "
                              f"training_gamma(model, sampler_timesteps(...))")

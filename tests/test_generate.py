@@ -100,6 +100,12 @@ def test_karras_spacing_is_edms_from_the_uniform_first_step(schedule):
     ts = sampler_timesteps(1000, 10, "karras", schedule=schedule)
     assert torch.equal(ts, karras_timesteps(schedule, 10, t_max=int(uniform_timesteps(1000, 10)[0])))
     assert torch.equal(sampler_timesteps(1000, 10, "uniform"), uniform_timesteps(1000, 10))
+    # a sampler's own defaults: dpmpp2m on the karras grid, ddim's 100 uniform steps, ddpm's all T
+    assert torch.equal(SAMPLERS["dpmpp2m"].timesteps(schedule, 10), ts)
+    assert torch.equal(SAMPLERS["ddim"].timesteps(schedule), uniform_timesteps(1000, 100))
+    assert len(SAMPLERS["ddpm"].timesteps(schedule)) == 1000
+    with pytest.raises(ValueError, match="time grid"):
+        SAMPLERS["pc"].timesteps(schedule, 10)
     with pytest.raises(ValueError, match="needs the schedule"):
         sampler_timesteps(1000, 10, "karras")
     with pytest.raises(ValueError, match="spacing must be one of"):
