@@ -17,7 +17,9 @@ Modules (one idea each; see CONTRIBUTING.md for the layout and the notation tabl
   :mod:`diffnotes.recipe` (hyper-parameters, learning-rate and EMA schedules), :mod:`diffnotes.train`
   (the loop), :mod:`diffnotes.checkpoints` (files, the one loader, shipped models),
   :mod:`diffnotes.generate` (the sampler registry, ``sample_images``), :mod:`diffnotes.fid`,
-  :mod:`diffnotes.records` (measurement records), :mod:`diffnotes.bench`, :mod:`diffnotes.cli`;
+  :mod:`diffnotes.records` (measurement records), :mod:`diffnotes.bench`, :mod:`diffnotes.cli`,
+  :mod:`diffnotes.autoencoder` (the KL autoencoder, its ELBO, the latent pipeline) and :mod:`diffnotes.latent`
+  (training it, the latents of a dataset, the latent model's export);
 * the lessons: :mod:`diffnotes.course` (fast mode, check tables, figures), :mod:`diffnotes.exercises`,
   :mod:`diffnotes.schematics` (board diagrams), :mod:`diffnotes.widgets` (the explorers).
 
@@ -33,7 +35,7 @@ _SUBMODULES = (
     "schedules", "forward", "losses", "likelihood", "samplers", "fast_samplers", "sde", "score_matching",
     "flow_matching", "guidance", "oracles", "adapters", "derive", "unet", "classifier", "data", "recipe",
     "train", "checkpoints", "generate", "fid", "records", "bench", "cli", "course", "exercises", "schematics",
-    "widgets",
+    "widgets", "autoencoder", "latent",
 )
 
 __all__ = list(_SUBMODULES) + ["pretrained", "__version__"]

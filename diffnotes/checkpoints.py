@@ -41,6 +41,7 @@ from safetensors.torch import save as _st_save
 from torch import nn
 
 from ._util import atomic_write
+from .autoencoder import AutoencoderKL, LatentDiffusion
 from .recipe import EMA, TrainConfig
 from .schedules import SCHEDULES, Schedule, make_schedule
 from .unet import ToyMLP, UNet, fast_inference
@@ -64,7 +65,7 @@ __all__ = [
 CHECKPOINT_FORMAT = "diffnotes-checkpoint/1"
 DEFAULT_MODEL = "cifar10-cpu-3"  # what pretrained() returns: the class-conditional "cpu" preset, stage 3
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-_MODEL_CLASSES = {"UNet": UNet, "ToyMLP": ToyMLP}
+_MODEL_CLASSES = {"UNet": UNet, "ToyMLP": ToyMLP, "AutoencoderKL": AutoencoderKL}
 NOT_RECORDED = "not recorded"  # a lineage figure that no record holds
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a shipped model's name
 
@@ -177,7 +178,7 @@ def model_spec(model: nn.Module) -> dict:
     model = unwrap(model)
     name = type(model).__name__
     if name not in _MODEL_CLASSES or not hasattr(model, "arch"):
-        raise ValueError(f"model must be a diffnotes UNet or ToyMLP, got {name}")
+        raise ValueError(f"model must be a diffnotes {', '.join(sorted(_MODEL_CLASSES))}, got {name}")
     kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in model.arch.items()}
     return {"class": name, "kwargs": kwargs}
 
@@ -368,8 +369,10 @@ def save_checkpoint(out_dir, *, model: nn.Module, ema: EMA | None, schedule: Sch
 def attach(model: nn.Module, config: dict) -> nn.Module:
     """Pin the trained-model contract onto ``model`` (module docstring): ``.config`` and the ``.schedule`` its
     config names (rebuilt by :func:`diffnotes.schedules.make_schedule`, or from the stored betas). Returns ``model``."""
-    sched = config.get("schedule") or {"name": "linear", "T": 1000}
     model.config = config
+    if config.get("kind") == "autoencoder":  # no noise schedule: an autoencoder (diffnotes.latent)
+        return model
+    sched = config.get("schedule") or {"name": "linear", "T": 1000}
     if "betas" in sched:
         model.schedule = Schedule(torch.tensor(sched["betas"], dtype=torch.float64), name=sched["name"])
     else:
@@ -403,8 +406,9 @@ def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
     """
     path = Path(path)
     if path.is_dir():
-        weights = path / ("ema.safetensors" if ema else "model.safetensors")
         cfg_path = path / "config.json"
+        has_ema = not (cfg_path.exists() and read_config(cfg_path).get("ema") is False)  # an autoencoder run has none
+        weights = path / ("ema.safetensors" if ema and has_ema else "model.safetensors")
     else:
         weights = path
         cfg_path = path.with_suffix(".json")
@@ -417,7 +421,21 @@ def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
     state = read_safetensors(weights, _repair_hint(weights))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state)
-    return attach(model.to(device).eval(), config)
+    model = attach(model.to(device).eval(), config)
+    if "latent" in config:  # a latent network: decode with its autoencoder (diffnotes.latent)
+        model = _with_autoencoder(model, config["latent"], path.parent if path.is_file() else PRETRAINED_DIR, device)
+    return model
+
+
+def _with_autoencoder(unet: nn.Module, latent: dict, root: Path, device) -> LatentDiffusion:
+    """``unet`` wrapped with the autoencoder its config names (a file or a shipped name, looked up in ``root``
+    and then among the shipped models) and its latent scale."""
+    name = str(latent.get("autoencoder"))
+    for candidate in (Path(name), root / f"{name}.safetensors", PRETRAINED_DIR / f"{name}.safetensors"):
+        if candidate.exists():
+            return LatentDiffusion(unet, load_checkpoint(candidate, device=device), float(latent["scale_factor"]))
+    raise FileNotFoundError(f"this latent model decodes with autoencoder {name!r}, which is neither a file nor in "
+                            f"{root} or {PRETRAINED_DIR}")
 
 
 EXPORT_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -533,4 +551,9 @@ def load_model(source: str | os.PathLike | None = None, *, ema: bool = True, dev
         except (FileNotFoundError, ValueError) as err:
             raise FileNotFoundError(f"checkpoint {str(source)!r} is neither an existing path nor a shipped "
                                     f"model: {err}") from None
-    return fast_inference(model, bf16) if bf16 is not False else model
+    if bf16 is False or getattr(model, "config", {}).get("kind") == "autoencoder":
+        return model
+    if isinstance(model, LatentDiffusion):  # the latent network runs fast; the decoder stays float32
+        model.unet = fast_inference(model.unet, bf16)
+        return model
+    return fast_inference(model, bf16)

@@ -7,14 +7,12 @@ CIFAR-10 (Krizhevsky 2009) is read from the official *python version* layout::
         test_batch                     10 000 test images
         batches.meta                   class names
 
-Each batch file is a pickle of a dict whose ``'data'`` is a ``uint8`` array of shape
-``(10000, 3072)`` in *channel-major* order (the first 1024 bytes are the red plane of a
-32x32 image, row by row, then green, then blue) and whose ``'labels'`` is a list of ints.
+Each batch file is a pickle of a dict whose ``'data'`` is a ``uint8`` array ``(10000, 3072)`` in *channel-major*
+order (the red plane of a 32x32 image row by row, then green, then blue), ``'labels'`` a list of ints.
 
-Where the folder is looked for: the ``root`` argument if given, else the environment variable
-``DIFFNOTES_CIFAR10`` if set, else the cache folder (``$DIFFNOTES_DATA``, default
-``~/.cache/diffnotes``). Each may name the folder itself or its parent. Nothing is ever
-downloaded unless the caller passes ``download=True``.
+Where the folder is looked for: the ``root`` argument if given, else the environment variable ``DIFFNOTES_CIFAR10``
+if set, else the cache folder (``$DIFFNOTES_DATA``, default ``~/.cache/diffnotes``). Each may name the folder
+itself or its parent. Nothing is ever downloaded unless the caller passes ``download=True``.
 
 Pixels in the model's space live in :math:`[-1, 1]`: :math:`x = u/127.5 - 1` for a byte
 :math:`u \in \{0..255\}` (Ho et al. 2020, sec. 3.3), see :func:`to_float` / :func:`to_uint8`.
@@ -504,8 +502,9 @@ class ImageLoader:
 
     Parameters
     ----------
-    images : uint8 tensor or array ``[N, C, H, W]``
-        Kept as bytes on ``device`` (CIFAR-10 train: 150 MB); converted batch by batch.
+    images : uint8 or float tensor or array ``[N, C, H, W]``
+        Bytes are kept as bytes on ``device`` (CIFAR-10 train: 150 MB) and converted batch by batch;
+        floats (latents of chapter 11, say) are returned as they are, in ``dtype``.
     batch_size : int
     seed : int, optional
         The shuffling seed. If omitted it is drawn from ``generator`` (or from torch's global
@@ -518,16 +517,22 @@ class ImageLoader:
         Where and in which dtype batches are returned (default CPU, float32).
     labels : integer tensor or array ``[N]``, optional
         Class labels, returned beside the images by :meth:`next_labeled_batch`.
+    mirrored : float tensor ``[N, C, H, W]``, optional
+        For float ``images``: each one's mirror image (the latent of the flipped image), taken by a flip.
     """
 
     def __init__(self, images, batch_size: int, *, seed: int | None = None,
                  generator: torch.Generator | None = None, flip: bool = True,
-                 drop_last: bool = True, device=None, dtype: torch.dtype = torch.float32, labels=None):
-        images = torch.as_tensor(images)
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(
-                f"images must be a uint8 tensor of shape [N, C, H, W], got {images.dtype} {tuple(images.shape)}"
-            )
+                 drop_last: bool = True, device=None, dtype: torch.dtype = torch.float32, labels=None,
+                 mirrored=None):
+        images, mirrored = torch.as_tensor(images), None if mirrored is None else torch.as_tensor(mirrored)
+        if not (images.dtype == torch.uint8 or images.is_floating_point()) or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 (or float) tensor [N, C, H, W], got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if mirrored is not None and not (images.is_floating_point() and mirrored.is_floating_point()
+                                         and mirrored.shape == images.shape):
+            raise ValueError(f"mirrored must be a float tensor of the float images' shape {tuple(images.shape)}, "
+                             f"got {mirrored.dtype} {tuple(mirrored.shape)} for images of {images.dtype}")
         n = images.shape[0]
         if labels is not None:
             labels = torch.as_tensor(labels)
@@ -546,6 +551,7 @@ class ImageLoader:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.images = images.to(self.device)  # bytes live where batches go (CIFAR-10: 150 MB)
         self.labels = labels.to(self.device) if labels is not None else None
+        self.mirrored = mirrored.to(self.device) if mirrored is not None else None
         self.dtype = dtype
         self.epoch = 0
         self.position = 0
@@ -586,10 +592,10 @@ class ImageLoader:
         perm, flips = self._epoch_plan()
         sl = slice(self.position, min(self.position + self.batch_size, self.images.shape[0]))
         idx = perm[sl].to(self.device)
-        x = to_float(self.images[idx], self.dtype)
+        x = self.images[idx].to(self.dtype) if self.images.is_floating_point() else to_float(self.images[idx], self.dtype)
         if self.flip:
             f = flips[sl].to(self.device).reshape(-1, 1, 1, 1)
-            x = torch.where(f, x.flip(-1), x)
+            x = torch.where(f, self.mirrored[idx].to(self.dtype) if self.mirrored is not None else x.flip(-1), x)
         self.position = sl.stop
         return x, (self.labels[idx] if self.labels is not None else None)
 

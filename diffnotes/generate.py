@@ -270,7 +270,8 @@ def sample_images(model, n: int, *, sampler: str = "ddim", steps: int | None = N
     it does not depend on ``n`` or ``batch_size`` (up to the round-off of the batched network; ``ode_rk45``
     shares its adaptive steps across a batch, and ``pc_norm="batch"`` its Langevin step sizes). The result
     is quantised with :func:`diffnotes.data.to_uint8`. The model is moved to ``device`` and ``dtype`` and
-    set to eval mode in place (as ``nn.Module.to`` does).
+    set to eval mode in place (as ``nn.Module.to`` does). A latent model
+    (:class:`diffnotes.autoencoder.LatentDiffusion`) samples latents and decodes them before quantising.
 
     Parameters
     ----------
@@ -299,6 +300,10 @@ def sample_images(model, n: int, *, sampler: str = "ddim", steps: int | None = N
     n = check_int("n", n, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     seed = check_int("seed", seed, 0, 2**63 - n)
+    if getattr(model, "schedule", None) is None:
+        kind = (getattr(model, "config", None) or {}).get("kind", type(model).__name__)
+        raise ValueError(f"this model ({kind}) has no noise schedule, so it is not a diffusion model to sample from; "
+                         f"load a diffusion model (for latent diffusion: the latent model, e.g. 'cifar10-ldm')")
     schedule = model.schedule
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if label is not None:
@@ -365,6 +370,8 @@ def sample_images(model, n: int, *, sampler: str = "ddim", steps: int | None = N
                     f"sampler {sampler!r} drew no noise through diffnotes' randn_like, so per-sample "
                     f"seeding could not be applied; please report this"
                 )
+            if hasattr(model, "decode_latents"):  # a latent model: back to images (diffnotes.autoencoder)
+                x = model.decode_latents(x)
             out.append(to_uint8(x).cpu())
             nfes.append(counter.calls)
     if info is not None:

@@ -28,7 +28,7 @@ RECORDS_DIR = PRETRAINED_DIR / "fid"
 #: the cached Inception statistics of every 25th CIFAR-10 training image (2 000): the reference of every
 #: 2 000-sample FID row (outside the package: it is rebuilt from the data, never shipped)
 REF_2K = Path(__file__).resolve().parents[1] / "runs" / "eval" / "ref2k_train.stats.npz"
-KINDS = ("fid", "bpd", "headline")
+KINDS = ("fid", "bpd", "headline", "latent")
 
 
 def record_path(kind: str = "fid", name: str | None = None) -> Path:
@@ -87,9 +87,10 @@ def measurements(kind: str = "fid", name: str | None = None) -> dict | None:
     in :data:`RECORDS_DIR` by :func:`write_record`: ``kind="fid"`` the FID rows of
     ``scripts/model_card/fid_rows.py``, ``"bpd"`` the bits/dim of ``scripts/fast_samplers/bits_per_dim.py``,
     ``"headline"`` the FID of 10 000 samples against the 50 000 training images of
-    ``scripts/model_card/headline.py``. ``None`` when that was not measured."""
-    if kind not in ("fid", "bpd", "headline"):
-        raise ValueError(f"kind must be 'fid', 'bpd' or 'headline', got {kind!r}")
+    ``scripts/model_card/headline.py``, ``"latent"`` the autoencoder's reconstructions and the speeds of
+``scripts/latent/card.py`` (chapter 11). ``None`` when that was not measured."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = record_path(kind, name)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 

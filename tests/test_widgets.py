@@ -449,3 +449,67 @@ def test_ui_sampler_explorer(schedule, mixture, x_T, monkeypatch):
     ex.sampler.value = "ode_rk45"
     assert len(calls) == 3 and "adaptive" in ex._message.value and ex.last_error is None
     assert all(s.continuous_update is False for s in _sliders(ex))
+
+
+# ---------------------------------------------------------------------------------------------
+# the flow explorer (chapter 10)
+# ---------------------------------------------------------------------------------------------
+def _flow_setup():
+    from diffnotes import flow_matching as fm
+    from diffnotes.oracles import Gaussian
+
+    gauss = Gaussian([0.5, -1.0], [[0.6, 0.2], [0.2, 0.3]])
+    x_1 = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lam, U = torch.linalg.eigh(gauss.cov)
+    exact = gauss.mean + x_1 @ (U @ torch.diag(lam.sqrt()) @ U.T).T   # the Gaussian's flow in closed form
+    return fm.velocity_model(gauss), x_1, exact
+
+
+def test_flow_grid_runs_from_noise_to_data_and_refuses_bad_input():
+    for kind in W.GRIDS:
+        g = W.flow_grid(5, kind)
+        assert g.shape == (6,) and g[0] == 1.0 and g[-1] == 0.0 and bool((g[1:] < g[:-1]).all())
+    fine_data, fine_noise = W.flow_grid(4, "fine near the data"), W.flow_grid(4, "fine near the noise")
+    assert fine_data[-2] - fine_data[-1] < 0.25 < fine_data[0] - fine_data[1]
+    assert fine_noise[0] - fine_noise[1] < 0.25 < fine_noise[-2] - fine_noise[-1]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        W.flow_grid(4, "cosine")
+    with pytest.raises(ValueError, match="n must be"):
+        W.flow_grid(0, "uniform")
+
+
+def test_flow_explorer_converges_to_the_exact_flow_at_each_solvers_order():
+    v, x_1, exact = _flow_setup()
+    ex = W.FlowExplorer(v, x_1)
+    # its reference is the closed form to well below the 3 decimals the explorer prints
+    torch.testing.assert_close(ex.exact_end, exact, atol=2e-4, rtol=0)
+    errors = {}
+    for solver in ("Euler", "Heun"):
+        ex.solver.value = solver
+        for n in (8, 16, 32):
+            ex.steps.value = n
+            r = ex.compute()
+            assert r["paths"].shape == (n + 1, 64, 2) and torch.equal(r["paths"][-1], r["ends"])
+            assert r["nfe"] == (n if solver == "Euler" else 2 * n - 1)
+            errors[solver, n] = r["mean_error"]
+    # halving the step divides Euler's error by about 2 and Heun's by about 4
+    assert 1.7 < errors["Euler", 16] / errors["Euler", 32] < 2.3
+    assert 3.0 < errors["Heun", 16] / errors["Heun", 32] < 5.0
+    assert errors["Heun", 32] < errors["Euler", 32] / 10
+
+
+def test_flow_explorer_every_control_value_draws_and_bad_arguments_fail():
+    v, x_1, _ = _flow_setup()
+    ex = W.FlowExplorer(v, x_1[:8], reference=x_1)
+    for grid in W.GRIDS:
+        ex.grid.value = grid
+        for n in W.FLOW_STEPS:
+            ex.steps.value = n
+            r = ex.refresh()
+            assert r is not None and r["steps"] == n and ex.last_error is None
+    ex.show()
+    assert "velocity calls" in ex._message.value
+    with pytest.raises(ValueError, match="x_1 must be"):
+        W.FlowExplorer(v, torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="steps must be one of"):
+        W.FlowExplorer(v, x_1, steps=5)

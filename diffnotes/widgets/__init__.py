@@ -23,6 +23,8 @@ class                    explores                                               
 :class:`SamplerExplorer` every sampler of ``diffnotes.generate.SAMPLERS`` at    5, 9
                          equal NFE, from one fixed :math:`x_T`
 :class:`GuidanceExplorer` class and classifier-free guidance weight            8
+:class:`FlowExplorer`    Euler / Heun on a flow-matching ODE: steps, time grid, 10
+                         against the exact end of the flow (2-D oracles)
 =======================  =====================================================  ========
 
 Models are the discrete ``model(x_t, t) -> eps_hat`` of every sampler (an oracle's
@@ -31,11 +33,12 @@ Models are the discrete ``model(x_t, t) -> eps_hat`` of every sampler (an oracle
 coordinates).
 The package: :mod:`~diffnotes.widgets.base` (the shared machinery), one module per explorer
 (:mod:`~diffnotes.widgets.eta`, :mod:`~diffnotes.widgets.schedule`, :mod:`~diffnotes.widgets.sampler`,
-:mod:`~diffnotes.widgets.guidance`).
+:mod:`~diffnotes.widgets.guidance`, :mod:`~diffnotes.widgets.flow`).
 """
 from .._util import CountingModel
 from .base import STEP_CHOICES, image_grid, step_choices, synthetic_image
 from .eta import EtaExplorer
+from .flow import FLOW_STEPS, GRIDS, FlowExplorer, flow_grid
 from .guidance import W_CHOICES, GuidanceExplorer
 from .sampler import SamplerExplorer
 from .schedule import ScheduleExplorer
@@ -51,4 +54,8 @@ __all__ = [
     "ScheduleExplorer",
     "SamplerExplorer",
     "GuidanceExplorer",
+    "FlowExplorer",
+    "FLOW_STEPS",
+    "GRIDS",
+    "flow_grid",
 ]
