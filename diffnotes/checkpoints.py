@@ -178,7 +178,8 @@ def model_spec(model: nn.Module) -> dict:
     model = unwrap(model)
     name = type(model).__name__
     if name not in _MODEL_CLASSES or not hasattr(model, "arch"):
-        raise ValueError(f"model must be a diffnotes {', '.join(sorted(_MODEL_CLASSES))}, got {name}")
+        raise ValueError(f"model must be a diffnotes {', '.join(list(_MODEL_CLASSES)[:-1])} or {list(_MODEL_CLASSES)[-1]}, "
+                         f"got {name}")
     kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in model.arch.items()}
     return {"class": name, "kwargs": kwargs}
 

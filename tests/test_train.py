@@ -520,7 +520,7 @@ def test_save_checkpoint_toy_mlp_with_a_custom_schedule(tmp_path):
     assert torch.equal(loaded.schedule.betas, sched.betas)
     assert "betas" not in json.loads(json.dumps(ck.schedule_spec(make_schedule("cosine", 10))))
     before = (tmp_path / "model.safetensors").read_bytes()
-    with pytest.raises(ValueError, match="UNet or ToyMLP"):
+    with pytest.raises(ValueError, match="UNet, ToyMLP or AutoencoderKL"):
         ck.save_checkpoint(tmp_path, model=torch.nn.Linear(2, 2), ema=None, schedule=sched, step=0)
     assert (tmp_path / "model.safetensors").read_bytes() == before  # nothing was overwritten
 
