@@ -50,7 +50,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     check_same_shape("logvar", logvar, "mu", mu)
     if mu.ndim < 1:
         raise ValueError(f"mu must have a batch axis, got shape {tuple(mu.shape)}")
-    return normal_kl(mu, logvar, 0.0, 0.0).flatten(1).sum(1) if mu.ndim > 1 else normal_kl(mu, logvar, 0.0, 0.0)
+    kl = normal_kl(mu, logvar, 0.0, 0.0)
+    return kl.flatten(1).sum(1) if kl.ndim > 1 else kl
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, *, generator=None) -> torch.Tensor:

@@ -371,7 +371,7 @@ def attach(model: nn.Module, config: dict) -> nn.Module:
     """Pin the trained-model contract onto ``model`` (module docstring): ``.config`` and the ``.schedule`` its
     config names (rebuilt by :func:`diffnotes.schedules.make_schedule`, or from the stored betas). Returns ``model``."""
     model.config = config
-    if config.get("kind") == "autoencoder":  # no noise schedule: an autoencoder (diffnotes.latent)
+    if isinstance(model, AutoencoderKL):  # no noise schedule: an autoencoder (diffnotes.latent)
         return model
     sched = config.get("schedule") or {"name": "linear", "T": 1000}
     if "betas" in sched:
@@ -406,9 +406,11 @@ def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
     device : str or torch.device
     """
     path = Path(path)
+    config = None
     if path.is_dir():
         cfg_path = path / "config.json"
-        has_ema = not (cfg_path.exists() and read_config(cfg_path).get("ema") is False)  # an autoencoder run has none
+        config = read_config(cfg_path) if cfg_path.exists() else None
+        has_ema = config is None or config.get("ema") is not False  # an autoencoder run has none
         weights = path / ("ema.safetensors" if ema and has_ema else "model.safetensors")
     else:
         weights = path
@@ -417,7 +419,7 @@ def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
             cfg_path = path.parent / "config.json"
     if not weights.exists():
         raise FileNotFoundError(f"no weights at {weights}")
-    config = read_config(cfg_path)
+    config = config if config is not None else read_config(cfg_path)
     model = build_model(config["model"])
     state = read_safetensors(weights, _repair_hint(weights))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
@@ -429,10 +431,10 @@ def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
 
 
 def _with_autoencoder(unet: nn.Module, latent: dict, root: Path, device) -> LatentDiffusion:
-    """``unet`` wrapped with the autoencoder its config names (a file or a shipped name, looked up in ``root``
-    and then among the shipped models) and its latent scale."""
+    """``unet`` wrapped with the autoencoder its config names (a name looked up in ``root``, then among the
+    shipped models, then as a path) and its latent scale."""
     name = str(latent.get("autoencoder"))
-    for candidate in (Path(name), root / f"{name}.safetensors", PRETRAINED_DIR / f"{name}.safetensors"):
+    for candidate in (root / f"{name}.safetensors", PRETRAINED_DIR / f"{name}.safetensors", Path(name)):
         if candidate.exists():
             return LatentDiffusion(unet, load_checkpoint(candidate, device=device), float(latent["scale_factor"]))
     raise FileNotFoundError(f"this latent model decodes with autoencoder {name!r}, which is neither a file nor in "
@@ -552,7 +554,7 @@ def load_model(source: str | os.PathLike | None = None, *, ema: bool = True, dev
         except (FileNotFoundError, ValueError) as err:
             raise FileNotFoundError(f"checkpoint {str(source)!r} is neither an existing path nor a shipped "
                                     f"model: {err}") from None
-    if bf16 is False or getattr(model, "config", {}).get("kind") == "autoencoder":
+    if bf16 is False or isinstance(model, AutoencoderKL):
         return model
     if isinstance(model, LatentDiffusion):  # the latent network runs fast; the decoder stays float32
         model.unet = fast_inference(model.unet, bf16)

@@ -301,8 +301,7 @@ def sample_images(model, n: int, *, sampler: str = "ddim", steps: int | None = N
     batch_size = check_int("batch_size", batch_size, 1)
     seed = check_int("seed", seed, 0, 2**63 - n)
     if getattr(model, "schedule", None) is None:
-        kind = (getattr(model, "config", None) or {}).get("kind", type(model).__name__)
-        raise ValueError(f"this model ({kind}) has no noise schedule, so it is not a diffusion model to sample from; "
+        raise ValueError(f"this model ({type(model).__name__}) has no noise schedule, so it is not a diffusion model to sample from; "
                          f"load a diffusion model (for latent diffusion: the latent model, e.g. 'cifar10-ldm')")
     schedule = model.schedule
     num_classes = int(getattr(model, "num_classes", 0) or 0)

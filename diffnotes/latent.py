@@ -108,7 +108,7 @@ def train_autoencoder(out_dir, images=None, *, steps: int, batch_size: int = 64,
         saved = read_config(out_dir / "config.json")["train"]
         train_cfg = dict(saved, steps=steps)
     out_dir.mkdir(parents=True, exist_ok=True)
-    autocast = use_bf16(device, True if bf16 is None else bf16) if bf16 is not False else False
+    autocast = use_bf16(device, bf16 is not False)
     d = images[0].numel()
 
     from tqdm.auto import tqdm

@@ -88,7 +88,7 @@ def measurements(kind: str = "fid", name: str | None = None) -> dict | None:
     ``scripts/model_card/fid_rows.py``, ``"bpd"`` the bits/dim of ``scripts/fast_samplers/bits_per_dim.py``,
     ``"headline"`` the FID of 10 000 samples against the 50 000 training images of
     ``scripts/model_card/headline.py``, ``"latent"`` the autoencoder's reconstructions and the speeds of
-``scripts/latent/card.py`` (chapter 11). ``None`` when that was not measured."""
+    ``scripts/latent/card.py`` (chapter 11). ``None`` when that was not measured."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = record_path(kind, name)
