@@ -83,14 +83,21 @@ def train_autoencoder(out_dir, images=None, *, steps: int, batch_size: int = 64,
     if (out_dir / "state.pt").exists() and not resume:
         raise FileExistsError(f"{out_dir} already holds a run: pass resume=True to continue it, or choose a new "
                               f"out_dir")
+    given = json.loads(json.dumps({"batch_size": batch_size, "lr": lr, "sigma_x": sigma_x, "seed": seed,
+                                   "model_kwargs": dict(model_kwargs or {})}))
+    if resume and (out_dir / "state.pt").exists():  # a run continues with its own settings, before any long work
+        saved = read_config(out_dir / "config.json")["train"]
+        differ = [f"{k}={v!r} (the run has {saved.get(k)!r})" for k, v in given.items() if saved.get(k) != v]
+        if differ:
+            raise ValueError(f"resume=True continues the run in {out_dir} with its own settings, and these differ: "
+                             f"{', '.join(differ)}; pass the run's values, or start a new out_dir")
     if images is None:
         images, _ = load_cifar10(data_root, split="train")
     images = torch.as_tensor(images)
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
     device = torch.device(device)
-    train_cfg = {"steps": steps, "batch_size": batch_size, "lr": lr, "sigma_x": sigma_x, "seed": seed,
-                 "model_kwargs": dict(model_kwargs or {}), "init_from": None, "out_dir": str(out_dir)}
+    train_cfg = dict(given, steps=steps, init_from=None, out_dir=str(out_dir))
 
     torch.manual_seed(seed)
     model = AutoencoderKL(**(model_kwargs or {})).to(device)
@@ -105,8 +112,6 @@ def train_autoencoder(out_dir, images=None, *, steps: int, batch_size: int = 64,
         loader.load_state_dict(state["loader"])
         generator.set_state(state["generator"])
         step, elapsed, parent = int(state["step"]), float(state["elapsed"]), list(state.get("parent", []))
-        saved = read_config(out_dir / "config.json")["train"]
-        train_cfg = dict(saved, steps=steps)
     out_dir.mkdir(parents=True, exist_ok=True)
     autocast = use_bf16(device, bf16 is not False)
     d = images[0].numel()

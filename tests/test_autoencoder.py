@@ -129,6 +129,8 @@ def test_training_lowers_the_loss_resumes_exactly_and_never_overwrites(tmp_path,
     assert whole.config["lineage"]["images"] == 6 * 16
     with pytest.raises(FileExistsError, match="resume=True"):
         train_autoencoder(tmp_path / "a", tiny_images, **kw)
+    with pytest.raises(ValueError, match=r"sigma_x=0.2 \(the run has 0.1\)"):   # not silently another objective
+        train_autoencoder(tmp_path / "a", tiny_images, **dict(kw, steps=8, sigma_x=0.2), resume=True)
 
 
 def test_a_latent_model_loads_with_its_autoencoder_and_samples_images(tmp_path, tiny_images):
