@@ -19,7 +19,8 @@ Modules (one idea each; see CONTRIBUTING.md for the layout and the notation tabl
   :mod:`diffnotes.generate` (the sampler registry, ``sample_images``), :mod:`diffnotes.fid`,
   :mod:`diffnotes.records` (measurement records), :mod:`diffnotes.bench`, :mod:`diffnotes.cli`,
   :mod:`diffnotes.autoencoder` (the KL autoencoder, its ELBO, the latent pipeline) and :mod:`diffnotes.latent`
-  (training it, the latents of a dataset, the latent model's export);
+  (training it, the latents of a dataset, the latent model's export), :mod:`diffnotes.flow_net` (the U-Net as a
+  velocity network, trained with ``objective="flow"``);
 * the lessons: :mod:`diffnotes.course` (fast mode, check tables, figures), :mod:`diffnotes.exercises`,
   :mod:`diffnotes.schematics` (board diagrams), :mod:`diffnotes.widgets` (the explorers).
 
@@ -35,7 +36,7 @@ _SUBMODULES = (
     "schedules", "forward", "losses", "likelihood", "samplers", "fast_samplers", "sde", "score_matching",
     "flow_matching", "guidance", "oracles", "adapters", "derive", "unet", "classifier", "data", "recipe",
     "train", "checkpoints", "generate", "fid", "records", "bench", "cli", "course", "exercises", "schematics",
-    "widgets", "autoencoder", "latent",
+    "widgets", "autoencoder", "latent", "flow_net",
 )
 
 __all__ = list(_SUBMODULES) + ["pretrained", "__version__"]

@@ -19,6 +19,9 @@ named in :data:`diffnotes._util.TRAINED_MODEL_ATTRS` pinned on it by :func:`atta
 ``.arch`` (constructor arguments) and ``.num_classes``. A wrapper that stands in for such a model
 (:class:`~diffnotes.unet.BF16Autocast`, :class:`diffnotes.generate.Labelled`) copies them with
 :func:`diffnotes._util.carry_trained_attrs`, so a sampler can read ``model.schedule`` from any of them.
+Two kinds of model come wrapped, with the same attributes: a latent model (its config names an autoencoder)
+as a :class:`~diffnotes.autoencoder.LatentDiffusion`, and a velocity model (trained with ``objective="flow"``)
+as a :class:`~diffnotes.flow_net.VelocityNet`, called as ``model(x_t, t) -> v`` with flow time ``t``.
 
 * :func:`load_model` -- the one loader: a run folder, a ``.safetensors`` file or a shipped model's name;
 * :func:`load_checkpoint` (a path) and :func:`pretrained` (a shipped name), the two cases it dispatches to;
@@ -42,6 +45,7 @@ from torch import nn
 
 from ._util import atomic_write
 from .autoencoder import AutoencoderKL, LatentDiffusion
+from .flow_net import VelocityNet
 from .recipe import EMA, TrainConfig
 from .schedules import SCHEDULES, Schedule, make_schedule
 from .unet import ToyMLP, UNet, fast_inference
@@ -60,6 +64,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "NOT_RECORDED",
     "CheckpointDamagedError",
+    "objective_of",
 ]
 
 CHECKPOINT_FORMAT = "diffnotes-checkpoint/1"
@@ -427,7 +432,16 @@ def load_checkpoint(path, *, ema: bool = True, device="cpu") -> nn.Module:
     model = attach(model.to(device).eval(), config)
     if "latent" in config:  # a latent network: decode with its autoencoder (diffnotes.latent)
         model = _with_autoencoder(model, config["latent"], path.parent if path.is_file() else PRETRAINED_DIR, device)
+    if objective_of(config) == "flow":  # a velocity network: called as model(x, t) with flow time t
+        model = VelocityNet(model, model.schedule)
     return model
+
+
+def objective_of(config: dict) -> str:
+    """What a checkpoint's network predicts: ``"eps"`` (the noise) or ``"flow"`` (the velocity of the straight
+    path, :mod:`diffnotes.flow_matching`), from its training config (``"eps"`` when it has none)."""
+    train_cfg = config.get("train") if isinstance(config, dict) else None
+    return str(train_cfg.get("objective", "eps")) if isinstance(train_cfg, dict) else "eps"
 
 
 def _with_autoencoder(unet: nn.Module, latent: dict, root: Path, device) -> LatentDiffusion:
@@ -556,7 +570,7 @@ def load_model(source: str | os.PathLike | None = None, *, ema: bool = True, dev
                                     f"model: {err}") from None
     if bf16 is False or isinstance(model, AutoencoderKL):
         return model
-    if isinstance(model, LatentDiffusion):  # the latent network runs fast; the decoder stays float32
+    if isinstance(model, (LatentDiffusion, VelocityNet)):  # the U-Net inside runs fast (a decoder stays float32)
         model.unet = fast_inference(model.unet, bf16)
         return model
     return fast_inference(model, bf16)

@@ -10,8 +10,8 @@ Commands
 ``sample``
     Draw images from a checkpoint folder, a ``.safetensors`` file or a shipped model name
     (default ``cifar10-cpu-3``) with any sampler of :data:`diffnotes.generate.SAMPLERS` (DDPM, DDIM,
-    DPM-Solver++ 2M, Heun, Analytic-DPM, the score-SDE and probability-flow ODE solvers); writes
-    ``samples.npz`` and ``grid.png``.
+    DPM-Solver++ 2M, Heun, Analytic-DPM, the score-SDE and probability-flow ODE solvers; for a velocity
+    model such as ``cifar10-flow``, ``flow_euler`` and ``flow_heun``); writes ``samples.npz`` and ``grid.png``.
 ``fid``
     FID of a ``samples.npz`` (or of samples drawn on the fly) against reference statistics
     (an ``.npz`` with ``mu``/``sigma``, an ``.npz`` of images, or the CIFAR-10 training set);
@@ -227,7 +227,7 @@ def _cmd_train(args) -> int:
     say(f"training preset={cfg.preset} schedule={cfg.schedule} T={cfg.T} batch_size={cfg.batch_size} "
         f"until step {cfg.total_steps}" + (f" or {args.max_seconds:g} s" if args.max_seconds else ""),
         flush=True)
-    say(f"recipe: loss_weighting={cfg.loss_weighting} t_sampling={cfg.t_sampling} lr_schedule={cfg.lr_schedule} "
+    say(f"recipe: objective={cfg.objective} loss_weighting={cfg.loss_weighting} t_sampling={cfg.t_sampling} lr_schedule={cfg.lr_schedule} "
         f"ema=" + (f"power-function, length {cfg.ema_length:g}" if cfg.ema_length is not None else
                    f"decay {cfg.ema_decay:g}"), flush=True)
     res = train(cfg, resume=args.resume, progress=not args.no_progress, max_seconds=args.max_seconds,
@@ -275,7 +275,7 @@ def _draw(args, n: int) -> tuple[torch.Tensor, dict]:
     meta = {"sampler": args.sampler, "steps": -1 if info["steps"] is None else info["steps"],
             "eta": kwargs["eta"], "spacing": info["spacing"] or "uniform", "seed": args.seed, "ckpt": str(args.ckpt),
             "nfe": info["nfe"], "dtype": args.dtype, "device": device, "T": model.schedule.T,
-            "sample_seconds": info["seconds"], "bf16": isinstance(model, BF16Autocast),
+            "sample_seconds": info["seconds"], "bf16": isinstance(getattr(model, "unet", model), BF16Autocast),
             "label": -1 if args.label is None else (-2 if args.label == "cycle" else args.label)}
     return images, meta
 

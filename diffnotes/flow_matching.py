@@ -595,3 +595,4 @@ def l_simple_weight(schedule):
     mid = (lam[1:] + lam[:-1]) / 2
     w = 2.0 / (ab.numel() * (lam[:-1] - lam[1:]).abs())
     return mid, w
+

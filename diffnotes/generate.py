@@ -1,8 +1,8 @@
 r"""Sampling a trained model: the one registry of samplers, and images drawn reproducibly.
 
 * :data:`SAMPLERS` -- every sampler the course teaches, by one name each (``"ddim"``, ``"dpmpp2m"``, ...):
-  how it is printed, where it runs (the schedule's own timesteps, a time grid of the VP SDE, or an
-  adaptive solver), whether it draws noise, how many network calls a step costs, and its defaults. The
+  how it is printed, where it runs (the schedule's own timesteps, a time grid of the VP SDE, an
+  adaptive solver, or the flow times of a velocity model), whether it draws noise, how many network calls a step costs, and its defaults. The
   command line (``sample`` / ``fid --sampler``), the sampler explorer (:class:`diffnotes.widgets.SamplerExplorer`)
   and the measurement scripts all name samplers this way;
 * :func:`run_sampler` -- the one dispatch from a name to the function of :mod:`diffnotes.samplers`,
@@ -41,6 +41,8 @@ import torch
 
 from . import adapters
 from . import fast_samplers as fs
+from . import flow_matching as fm
+from . import flow_net
 from . import samplers as S
 from . import sde as D
 from ._checks import check_int, check_range
@@ -67,7 +69,8 @@ class SamplerInfo:
     """One sampler of the registry.
 
     ``kind``: ``"discrete"`` (runs on the schedule's timesteps), ``"sde"`` (a uniform time grid of the VP
-    SDE) or ``"adaptive"`` (an ODE solver that picks its own steps). ``stochastic``: draws noise after
+    SDE), ``"adaptive"`` (an ODE solver that picks its own steps) or ``"flow"`` (a uniform grid of flow
+    times from 1 to 0, for a velocity model, :class:`diffnotes.flow_net.VelocityNet`). ``stochastic``: draws noise after
     :math:`x_T` (``None``: DDIM, which does when :math:`\\eta > 0`). ``nfe_per_step``: network calls per
     step (Heun (EDM) saves one on its last step; see :meth:`nfe`). ``default_steps``: steps when none are
     given (``None``: all T, or adaptive). ``spacing``: the default spacing of a discrete sampler's
@@ -86,7 +89,7 @@ class SamplerInfo:
 
     def nfe(self, steps: int) -> int:
         """Network calls of ``steps`` steps (PC with one corrector step)."""
-        if self.name == "heun":
+        if self.name in ("heun", "flow_heun"):  # the last step, into t = 0, calls the network once
             return fs.heun_nfe(steps)
         return self.nfe_per_step * int(steps)
 
@@ -100,7 +103,7 @@ class SamplerInfo:
 
     def steps_for(self, nfe: int) -> int:
         """The most steps whose calls fit the budget ``nfe`` (at least one)."""
-        if self.name == "heun":  # 2 * steps - 1 calls
+        if self.name in ("heun", "flow_heun"):  # 2 * steps - 1 calls
             return max(1, (int(nfe) + 1) // 2)
         return max(1, int(nfe) // self.nfe_per_step)
 
@@ -117,6 +120,8 @@ SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
     SamplerInfo("ode_euler", "PF-ODE Euler", "sde", False, 1, 100, "uniform", "Song et al. 2021b, eq. 13"),
     SamplerInfo("ode_heun", "PF-ODE Heun", "sde", False, 2, 100, "uniform", "Song et al. 2021b, eq. 13"),
     SamplerInfo("ode_rk45", "PF-ODE RK45", "adaptive", False, 1, None, "uniform", "Song et al. 2021b, eq. 13"),
+    SamplerInfo("flow_euler", "Euler (flow)", "flow", False, 1, 32, "uniform", "Liu et al. 2023, sec. 2"),
+    SamplerInfo("flow_heun", "Heun (flow)", "flow", False, 2, 16, "uniform", "Karras et al. 2022, Alg. 1"),
 )}
 
 #: Spacings of a discrete sampler's timesteps: :func:`diffnotes.schedules.make_timesteps`' two, and
@@ -167,11 +172,19 @@ def run_sampler(name: str, model, x_T: torch.Tensor, *, schedule, timesteps=None
     :math:`\\Gamma` at ``timesteps``. The others wrap ``model`` as a score
     (:func:`diffnotes.sde.eps_model_as_score`) and integrate ``sde`` from ``sde.T`` to ``t_end``: on
     :func:`diffnotes.sde.time_grid` of ``steps`` steps, or adaptively (``ode_rk45``: ``rtol``, ``atol``).
-    ``snr``, ``n_corrector`` and ``pc_norm`` are the predictor-corrector's. Returns the samples, and with
+    ``snr``, ``n_corrector`` and ``pc_norm`` are the predictor-corrector's. The flow samplers run
+    :func:`diffnotes.flow_matching.sample_euler` / ``sample_heun`` with a velocity model on
+    :func:`diffnotes.flow_matching.time_grid` of ``steps`` steps. Returns the samples, and with
     ``return_info`` also the adaptive solver's info (``None`` for the others).
     """
     info = _info(name)
     out_info = None
+    if info.kind == "flow":  # a velocity model, model(x, t) with flow time t, on the uniform grid
+        if steps is None:
+            raise ValueError(f"sampler {name!r} needs steps")
+        solver = fm.sample_euler if name == "flow_euler" else fm.sample_heun
+        x = solver(model, x_T, fm.time_grid(steps))
+        return (x, out_info) if return_info else x
     if info.kind == "discrete":
         if timesteps is None:
             raise ValueError(f"sampler {name!r} runs on timesteps: pass timesteps=sampler_timesteps(...)")
@@ -271,7 +284,10 @@ def sample_images(model, n: int, *, sampler: str = "ddim", steps: int | None = N
     shares its adaptive steps across a batch, and ``pc_norm="batch"`` its Langevin step sizes). The result
     is quantised with :func:`diffnotes.data.to_uint8`. The model is moved to ``device`` and ``dtype`` and
     set to eval mode in place (as ``nn.Module.to`` does). A latent model
-    (:class:`diffnotes.autoencoder.LatentDiffusion`) samples latents and decodes them before quantising.
+    (:class:`diffnotes.autoencoder.LatentDiffusion`) samples latents and decodes them before quantising. A
+    velocity model (:class:`diffnotes.flow_net.VelocityNet`) is sampled by the flow samplers only
+    (``flow_euler``, ``flow_heun``: from :math:`x_1 \sim N(0, I)` at ``t = 1`` to ``t = 0``), and a noise model
+    by all the others.
 
     Parameters
     ----------
@@ -310,7 +326,16 @@ def sample_images(model, n: int, *, sampler: str = "ddim", steps: int | None = N
             raise ValueError(f"label={label!r} needs a class-conditional model; this one is unconditional")
         if label != "cycle" and not (isinstance(label, int) and 0 <= label < num_classes):
             raise ValueError(f"label must be a class in 0..{num_classes - 1}, 'cycle' or None, got {label!r}")
-    sde = vp_sde_for(schedule) if spec.kind != "discrete" else None
+    is_flow = isinstance(model, flow_net.VelocityNet)
+    if is_flow != (spec.kind == "flow"):
+        flow_names = ", ".join(k for k, v in SAMPLERS.items() if v.kind == "flow")
+        if is_flow:
+            raise ValueError(f"this is a velocity model (trained with objective='flow'): sample it with {flow_names}, "
+                             f"not {sampler!r}")
+        raise ValueError(f"sampler {sampler!r} integrates a velocity model (trained with objective='flow', e.g. "
+                         f"'cifar10-flow'); this one predicts noise: use a sampler of "
+                         f"{', '.join(k for k, v in SAMPLERS.items() if v.kind != 'flow')}")
+    sde = vp_sde_for(schedule) if spec.kind in ("sde", "adaptive") else None
     if spec.kind == "adaptive":
         if steps is not None:
             raise ValueError(f"steps does not apply to sampler {sampler!r} (adaptive); set rtol/atol instead")

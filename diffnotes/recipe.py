@@ -134,6 +134,11 @@ class TrainConfig:
         power-function EMA (Karras et al. 2024) whose averaging profile has this standard deviation
         as a fraction of the images seen, across every init_from stage (sigma_rel, e.g. 0.05-0.15;
         :func:`power_ema_decay`); ema_decay and ema_warmup are then not used.
+    objective : str
+        ``"eps"``: predict the noise (Ho et al. 2020). ``"flow"``: predict the velocity of the straight
+        path with the flow-matching loss (Lipman et al. 2023; :func:`diffnotes.train.train_step`), on which
+        loss_weighting must stay "l_simple" and t_sampling "uniform"; the trained model is loaded as a
+        :class:`diffnotes.flow_net.VelocityNet` and sampled with ``flow_euler`` / ``flow_heun``.
     """
 
     preset: str = "small"
@@ -168,6 +173,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_decay_fraction: float = 1.0
     ema_length: float | None = None
+    objective: str = "eps"
 
     # fields that change the training trajectory: they must not change on resume (and total_steps
     # where the learning rate decays)
@@ -175,13 +181,14 @@ class TrainConfig:
         "preset", "schedule", "T", "lr", "warmup_steps", "batch_size", "grad_clip", "ema_decay",
         "ema_warmup", "dropout", "hflip", "unet", "seed", "label_dropout", "init_from",
         "loss_weighting", "min_snr_gamma", "edm_sigma_data", "t_sampling", "t_logsnr_mean", "t_logsnr_std",
-        "lr_schedule", "lr_decay_fraction", "ema_length",
+        "lr_schedule", "lr_decay_fraction", "ema_length", "objective",
     )
     # the allowed values of the fields that are a choice among names
     CHOICES = {
         "loss_weighting": ("l_simple", "min_snr", "edm"),
         "t_sampling": ("uniform", "log_normal"),
         "lr_schedule": ("constant", "cosine", "linear"),
+        "objective": ("eps", "flow"),
     }
 
     @classmethod
@@ -301,6 +308,9 @@ class TrainConfig:
         real("t_logsnr_std", 0.0, None, low_open=True)
         real("lr_decay_fraction", 0.0, 1.0, low_open=True)
         real("ema_length", 0.0, _SIGMA_REL_MAX, low_open=True, optional=True)
+        if self.objective == "flow" and (self.loss_weighting != "l_simple" or self.t_sampling != "uniform"):
+            errors.append(f"objective 'flow' draws t ~ U(0, 1) with equal weights: it needs loss_weighting "
+                          f"'l_simple' and t_sampling 'uniform', got {self.loss_weighting!r} and {self.t_sampling!r}")
         if errors:
             raise ValueError("invalid TrainConfig: " + "; ".join(errors))
 

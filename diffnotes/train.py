@@ -36,6 +36,8 @@ import torch.distributed as dist
 from torch import nn
 
 from ._checks import check_batch, check_range
+from . import flow_matching as fm
+from . import flow_net
 from ._util import atomic_write, randn_like, use_bf16
 from .checkpoints import (CheckpointDamagedError, attach, checkpoint_config, cpu_tensors, images_of, init_weights,
                           lineage_totals, load_state, parent_stages, read_safetensors, save_checkpoint, stage_record,
@@ -62,8 +64,8 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
                generator: torch.Generator | None = None, bf16: bool = False,
                y: torch.Tensor | None = None, p_uncond: float = 0.0, t_sampling: str = "uniform",
                logsnr_mean: float = 2.4, logsnr_std: float = 2.4,
-               loss_weights: torch.Tensor | None = None) -> torch.Tensor:
-    r"""One gradient step of DDPM training (Ho et al. 2020, Algorithm 1).
+               loss_weights: torch.Tensor | None = None, objective: str = "eps") -> torch.Tensor:
+    r"""One gradient step of DDPM training (Ho et al. 2020, Algorithm 1), or of flow matching.
 
     .. math::
         t \sim \mathcal U\{1..T\},\quad \epsilon \sim N(0, I),\quad
@@ -107,6 +109,14 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
         Weight :math:`w_t` of each step's squared error (:func:`diffnotes.losses.timestep_loss_weights`):
         the loss is :math:`\frac1B\sum_b w_{t_b}\lVert\epsilon_b-\hat\epsilon_b\rVert^2/D`
         (:func:`diffnotes.losses.weighted_l_simple`). ``None``: L_simple.
+    objective : {"eps", "flow"}
+        ``"eps"``: the noise-prediction loss above. ``"flow"``: conditional flow matching on the straight
+        path (Lipman et al. 2023, eq. 23; Liu et al. 2023): :math:`t \sim U(0, 1)`, :math:`\epsilon \sim N(0, I)`,
+        :math:`x_t = (1-t)\,x_0 + t\,\epsilon` and the loss
+        :math:`\lVert v_\theta(x_t, t) - (\epsilon - x_0)\rVert^2` averaged as L_simple is, with
+        :math:`v_\theta` = :func:`diffnotes.flow_net.call_velocity_net` (the network sees its input
+        scaled to unit variance at the schedule's step of the same noise level). ``t_sampling`` and
+        ``loss_weights`` do not apply to it.
 
     Returns
     -------
@@ -120,8 +130,16 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
         raise ValueError(f"t_sampling must be one of {list(TrainConfig.CHOICES['t_sampling'])}, got {t_sampling!r}")
     if loss_weights is not None and tuple(loss_weights.shape) != (schedule.T,):
         raise ValueError(f"loss_weights must have shape [T] = [{schedule.T}], got {tuple(loss_weights.shape)}")
+    if objective not in TrainConfig.CHOICES["objective"]:
+        raise ValueError(f"objective must be one of {list(TrainConfig.CHOICES['objective'])}, got {objective!r}")
+    if objective == "flow" and (t_sampling != "uniform" or loss_weights is not None):
+        raise ValueError("objective='flow' draws t ~ U(0, 1) and weighs every t alike: leave t_sampling='uniform' "
+                         "and loss_weights=None")
     gen_device = generator.device if generator is not None else x_0.device
     B = x_0.shape[0]
+    if objective == "flow":
+        return _flow_matching_step(model, x_0, schedule, optimizer, lr=lr, grad_clip=grad_clip, generator=generator,
+                                   bf16=bf16, y=y, p_uncond=p_uncond)
     # Algorithm 1, line 3: t ~ Uniform({1, ..., T})  (0-based indices here), or the log-normal log-SNR
     if t_sampling == "uniform":
         t = torch.randint(0, schedule.T, (B,), generator=generator, device=gen_device)
@@ -131,14 +149,8 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
     eps = randn_like(x_0, generator)
     alpha_bar_t = schedule.alpha_bar.to(dtype=x_0.dtype).to(gen_device)[t]
     x_t = q_sample(x_0, alpha_bar_t, eps=eps)
-    if y is not None:  # classifier-free guidance training: c <- "no label" with probability p_uncond
-        check_range("p_uncond", p_uncond, 0.0, 1.0)
-        drop = torch.rand(B, generator=generator, device=gen_device) < p_uncond
-        y = torch.where(drop.to(y.device), torch.full_like(y, unwrap(model).null_class), y)
+    y = _drop_labels(model, y, p_uncond, generator, gen_device)
     # line 5: gradient step on || eps - eps_theta(x_t, t) ||^2
-    if lr is not None:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
     with torch.autocast(device_type=x_0.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
         eps_hat = model(x_t, t.to(x_0.device)) if y is None else model(x_t, t.to(x_0.device), y)
     if loss_weights is None:
@@ -147,12 +159,41 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
         # weighted_l_simple without its per-call check of the weights (a host sync on a GPU)
         w = loss_weights.to(device=eps.device, dtype=eps.dtype)[t.to(eps.device)]
         loss = (w * l_simple(eps_hat.to(eps.dtype), eps, reduction="none")).mean()
+    return _gradient_step(loss, optimizer, lr, grad_clip)
+
+
+def _drop_labels(model, y, p_uncond, generator, gen_device):
+    """Classifier-free guidance training: each label becomes "no label" with probability p_uncond."""
+    if y is None:
+        return None
+    check_range("p_uncond", p_uncond, 0.0, 1.0)
+    drop = torch.rand(y.shape[0], generator=generator, device=gen_device) < p_uncond
+    return torch.where(drop.to(y.device), torch.full_like(y, unwrap(model).null_class), y)
+
+
+def _gradient_step(loss, optimizer, lr, grad_clip) -> torch.Tensor:
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(_params(optimizer), grad_clip)
     optimizer.step()
     return loss.detach()
+
+
+def _flow_matching_step(model, x_0, schedule, optimizer, *, lr, grad_clip, generator, bf16, y, p_uncond):
+    """train_step with objective="flow" (its docstring): t ~ U(0, 1), then eps, then the labels dropped."""
+    gen_device = generator.device if generator is not None else x_0.device
+    t = torch.rand(x_0.shape[0], generator=generator, device=gen_device, dtype=torch.float64)
+    eps = randn_like(x_0, generator)
+    x_t = fm.conditional_path(x_0, eps, t.to(device=x_0.device, dtype=x_0.dtype))
+    target = fm.conditional_velocity(x_0, eps)
+    y = _drop_labels(model, y, p_uncond, generator, gen_device)
+    with torch.autocast(device_type=x_0.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+        v_hat = flow_net.call_velocity_net(model, x_t, t, schedule, *(() if y is None else (y,)))
+    return _gradient_step(l_simple(v_hat.to(target.dtype), target), optimizer, lr, grad_clip)
 
 
 # ======================================================================================
@@ -595,7 +636,7 @@ def _train(cfg: TrainConfig, images, labels, ctx: _Dist, *, resume: bool, progre
                 loss = train_step(net, x_0, schedule, optimizer, lr=lr_at(step), grad_clip=cfg.grad_clip,
                                   generator=generator, bf16=bf16, y=y, p_uncond=cfg.label_dropout,
                                   t_sampling=cfg.t_sampling, logsnr_mean=cfg.t_logsnr_mean,
-                                  logsnr_std=cfg.t_logsnr_std, loss_weights=loss_weights)
+                                  logsnr_std=cfg.t_logsnr_std, loss_weights=loss_weights, objective=cfg.objective)
                 ema.update(model, step)
                 step += 1
                 loss_sum += loss

@@ -6,9 +6,14 @@ from mutation_harness import Mutant
 
 NB = "10_flow_matching"
 SETUP = "c10000002"          # imports, the mixture MIX, the Gaussian GAUSS, V, FINE, agrees, trajectory
-LOSS = ("c10000007", "c10000009")          # section 1: SymPy, then the CFM-loss identity by Monte Carlo
+# the appendix: its setup, the CFM-loss identity (lesson section 1) and the closed-form velocity (section 3) by
+# Monte Carlo, the CIFAR-10 velocity network against the noise network it came from (section 8)
+NB_APP = "appendix/10_flow_matching_appendix"
+APP_SETUP = "a10a0002"
+APP_LOSS = ("a10a0004",)
+APP_VELOCITY = ("a10a0012",)  # the closed-form velocity (lesson section 3) against Monte Carlo
+APP_NETWORK = ("a10a0006", "a10a0007")
 CONV = ("c10000011",)                      # section 2: conversions against SymPy
-VELOCITY = ("c10000013",)                  # section 3: closed-form velocity against Monte Carlo
 ORDER = ("c10000018",)                     # section 4: Euler and Heun orders on the Gaussian
 REFLOW = ("c10000023", "c10000025")        # section 5: straightness and reflow errors
 BRIDGE = ("c10000030", "c10000032")        # section 6: the DDIM bridge
@@ -159,20 +164,42 @@ def _l_simple_without_two(f):
     return l_simple_weight
 
 
+def _net_input_unscaled(f):
+    def call_velocity_net(net, x_t, t, schedule, *args):
+        tt = torch.as_tensor(t, dtype=torch.float64)
+        s = torch.sqrt((1 - tt) ** 2 + tt**2)
+        s = s.reshape(-1, *([1] * (x_t.ndim - 1))) if s.ndim else s
+        return f(net, x_t * s.to(x_t.dtype), t, schedule, *args)  # cancels the scaling: the network sees x_t as it is
+    return call_velocity_net
+
+
+def _network_time_linear(f):
+    def network_time(t, schedule):
+        return torch.as_tensor(t, dtype=torch.float64) * (schedule.T - 1)  # t (T - 1): not the step of equal noise
+    return network_time
+
+
 def _m(name, cells, target, mutate, what):
     return Mutant(f"ch10 (10_flow) {name}", NB, (SETUP, *cells), f"flow_matching.{target}", mutate, what)
 
 
+def _ma(name, cells, target, mutate, what, module="flow_matching"):
+    return Mutant(f"ch10 appendix {name}", NB_APP, (APP_SETUP, *cells), f"{module}.{target}", mutate, what)
+
+
 MUTANTS = [
-    _m("conditional_path: noise sign", LOSS, "conditional_path", _path_plus_t, "(1-t) x0 - t eps"),
-    _m("conditional_velocity: x0 - eps", LOSS, "conditional_velocity", _velocity_flipped, "x0 - eps"),
+    _ma("conditional_path: noise sign", APP_LOSS, "conditional_path", _path_plus_t, "(1-t) x0 - t eps"),
+    _ma("conditional_velocity: x0 - eps", APP_LOSS, "conditional_velocity", _velocity_flipped, "x0 - eps"),
+    _ma("call_velocity_net: input not scaled", APP_NETWORK, "call_velocity_net", _net_input_unscaled,
+        "F(x_t, tau) for F(x_t / sqrt((1-t)^2 + t^2), tau)", module="flow_net"),
+    _ma("network_time: t (T - 1)", APP_NETWORK, "network_time", _network_time_linear, "linear in t", module="flow_net"),
     _m("x0_from_velocity: (1-t) for t", CONV, "x0_from_velocity", _x0_with_one_minus_t, "x_t - (1-t) v"),
     _m("eps_from_velocity: t for (1-t)", CONV, "eps_from_velocity", _eps_with_t, "x_t + t v"),
     _m("score_from_velocity: over t^2", CONV, "score_from_velocity", _score_over_t_squared, "divided by t^2"),
     _m("velocity_from_score: score sign", CONV, "velocity_from_score", _v_from_score_sign, "+ t s"),
     _m("velocity_from_x0: over (1-t)", CONV, "velocity_from_x0", _v_from_x0_over_one_minus_t, "(x_t - x0)/(1-t)"),
-    _m("marginal_velocity: sigma = sqrt(t)", VELOCITY, "marginal_velocity", _marginal_sigma_sqrt_t,
-       "posterior of (1-t) x0 + sqrt(t) eps"),
+    _ma("marginal_velocity: sigma = sqrt(t)", APP_VELOCITY, "marginal_velocity", _marginal_sigma_sqrt_t,
+        "posterior of (1-t) x0 + sqrt(t) eps"),
     _m("sample_euler: velocity at the step's end", BRIDGE, "sample_euler", _euler_velocity_at_next_time,
        "v(x_t, t_next)"),
     _m("sample_euler: half step", ORDER, "sample_euler", _euler_half_step, "x + h v / 2"),

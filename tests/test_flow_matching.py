@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffnotes import flow_matching as fm
+from diffnotes import flow_net
 from diffnotes.oracles import Gaussian, GaussianMixture, PointSet
 from diffnotes.samplers import sample_ddim
 from diffnotes.schedules import cosine_alpha_bar, linear_schedule, uniform_timesteps
@@ -317,3 +318,87 @@ def test_l_simple_weight_of_a_cosine_schedule_is_sech_over_pi():
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ------------------------------------------------------------------ a velocity network for images
+def _undo_preconditioning(oracle, schedule):
+    """A "network" that inverts call_velocity_net's input map by an independent route (the schedule's log-SNR
+    interpolated at the real index tau, then t = 1 / (1 + exp(lambda / 2))) and returns the exact velocity."""
+    lam_s = torch.log(schedule.alpha_bar / (1 - schedule.alpha_bar)).to(F64)
+
+    def net(x_in, tau):
+        tau = tau.to(F64)
+        lo = tau.floor().long().clamp(0, schedule.T - 2)
+        lam = lam_s[lo] + (tau - lo) * (lam_s[lo + 1] - lam_s[lo])
+        t = 1.0 / (1.0 + torch.exp(lam / 2))
+        x = x_in * torch.sqrt((1 - t) ** 2 + t**2)[:, None]
+        return fm.marginal_velocity(oracle, x, t)
+
+    return net
+
+
+def test_network_time_is_the_inverse_of_the_ddim_bridge_and_clamps_at_the_ends():
+    sched = linear_schedule(1000)
+    idx = torch.tensor([0, 1, 17, 250, 500, 998, 999])
+    tau = flow_net.network_time(fm.flow_time_from_alpha_bar(sched.alpha_bar[idx]), sched)
+    assert torch.allclose(tau, idx.to(F64), atol=1e-8)
+    # halfway in log-SNR between two steps is halfway in index
+    lam = torch.log(sched.alpha_bar / (1 - sched.alpha_bar)).to(F64)
+    mid = (lam[300] + lam[301]) / 2
+    assert flow_net.network_time(1.0 / (1.0 + torch.exp(mid / 2)), sched).item() == pytest.approx(300.5, abs=1e-8)
+    # beyond the schedule's noise levels: the end steps; monotone in between
+    assert flow_net.network_time(torch.tensor([0.0, 1e-6, 1.0 - 1e-9, 1.0]), sched).tolist() == [0.0, 0.0, 999.0, 999.0]
+    grid = flow_net.network_time(torch.linspace(0, 1, 201, dtype=F64), sched)
+    assert bool((grid[1:] >= grid[:-1]).all())
+    with pytest.raises(ValueError, match="t"):
+        flow_net.network_time(1.5, sched)
+
+
+def test_velocity_net_with_the_inverse_network_is_the_exact_velocity():
+    """call_velocity_net scales the input by 1/sqrt((1-t)^2+t^2) and asks for the index of the same log-SNR:
+    a network that undoes both by the independent route gives back the exact velocity, to round-off, at times
+    inside the schedule's range (t from 0.02 to 0.99 for the linear schedule)."""
+    sched, g = linear_schedule(1000), gaussian()
+    model = flow_net.VelocityNet(_undo_preconditioning(g, sched), sched)
+    x = torch.randn(64, 2, generator=gen(60), dtype=F64)
+    for t in (0.05, 0.3, 0.5, 0.8, 0.99):
+        assert torch.allclose(model(x, t), fm.marginal_velocity(g, x, t), atol=1e-9), t
+    t_b = torch.rand(64, generator=gen(61), dtype=F64) * 0.9 + 0.05
+    assert torch.allclose(model(x, t_b), fm.marginal_velocity(g, x, t_b), atol=1e-9)
+    with pytest.raises(ValueError, match="shape"):
+        model(x, torch.full((3,), 0.5, dtype=F64))
+
+
+def test_train_step_flow_is_the_flow_matching_loss_on_the_preconditioned_input():
+    """objective='flow': t ~ U(0, 1) then eps from the generator, the network sees x_t / sqrt((1-t)^2 + t^2) at
+    network_time(t), and the loss is the mean squared error to eps - x0 (recomputed here from the same draws)."""
+    from diffnotes.train import train_step
+
+    sched = linear_schedule(1000)
+    seen = {}
+
+    class Scale(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(0.5, dtype=F64))
+
+        def forward(self, x, tau):
+            seen["x"], seen["tau"] = x.detach().clone(), tau.detach().clone()
+            return self.w * x
+
+    net = Scale()
+    x0 = torch.randn(6, 3, 4, 4, generator=gen(62), dtype=F64)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    loss = train_step(net, x0, sched, opt, generator=gen(63), objective="flow")
+    g = gen(63)
+    t = torch.rand(6, generator=g, dtype=F64)
+    eps = torch.randn(x0.shape, generator=g, dtype=F64)
+    x_t = (1 - t)[:, None, None, None] * x0 + t[:, None, None, None] * eps
+    x_in = x_t / torch.sqrt((1 - t) ** 2 + t**2)[:, None, None, None]
+    assert torch.allclose(seen["x"], x_in, atol=1e-12)
+    assert torch.allclose(seen["tau"].to(F64), flow_net.network_time(t, sched), atol=1e-3)  # passed as float32
+    assert loss.item() == pytest.approx(((0.5 * x_in - (eps - x0)) ** 2).mean().item(), rel=1e-10)
+    with pytest.raises(ValueError, match="objective"):
+        train_step(net, x0, sched, opt, generator=gen(63), objective="v")
+    with pytest.raises(ValueError, match="t_sampling"):
+        train_step(net, x0, sched, opt, generator=gen(63), objective="flow", t_sampling="log_normal")

@@ -1007,3 +1007,40 @@ def test_the_train_command_has_the_recipe_flags(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(["train", *bad])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_flow_run_loads_as_a_velocity_model_and_samples_only_with_the_flow_samplers(tmp_path, images):
+    """objective='flow' trains the same U-Net on the flow-matching loss; its checkpoint loads as a VelocityNet
+    (called with flow time t in [0, 1]), which the registry's flow samplers draw from and the noise samplers refuse."""
+    from diffnotes import flow_net
+    from diffnotes.checkpoints import load_model
+    from diffnotes.generate import sample_images
+
+    run = tmp_path / "flow"
+    r = train(_cfg(run, total_steps=3, objective="flow"), images, progress=False)
+    assert r.config.objective == "flow" and json.loads((run / "config.json").read_text())["train"]["objective"] == "flow"
+    m = load_model(run)
+    assert isinstance(m, flow_net.VelocityNet) and m.schedule.T == 1000
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():  # the wrapper is the EMA U-Net behind call_velocity_net
+        torch.testing.assert_close(m(x, 0.3), flow_net.call_velocity_net(r.ema_model(), x, 0.3, m.schedule))
+    info = {}
+    imgs = sample_images(m, 3, sampler="flow_heun", steps=2, progress=False, info=info)
+    assert imgs.shape == (3, 3, 8, 8) and imgs.dtype == torch.uint8 and info["nfe"] == 3
+    first = sample_images(m, 1, sampler="flow_euler", steps=2, progress=False)
+    assert torch.equal(first, sample_images(m, 2, sampler="flow_euler", steps=2, progress=False)[:1])
+    with pytest.raises(ValueError, match="velocity model.*flow_euler"):
+        sample_images(m, 1, sampler="ddim", steps=2, progress=False)
+    eps_model = load_checkpoint(_run_eps(tmp_path, images))
+    with pytest.raises(ValueError, match="predicts noise"):
+        sample_images(eps_model, 1, sampler="flow_euler", steps=2, progress=False)
+    with pytest.raises(ValueError, match="objective 'flow'.*loss_weighting"):
+        _cfg(run, objective="flow", loss_weighting="min_snr")
+    with pytest.raises(ValueError, match="objective must be one of"):
+        _cfg(run, objective="velocity")
+
+
+def _run_eps(tmp_path, images):
+    run = tmp_path / "eps"
+    train(_cfg(run, total_steps=1), images, progress=False)
+    return run

@@ -70,12 +70,13 @@ class SamplerExplorer(Explorer):
         check_range("snr", snr, 0.0, None, low_open=True)
         self.t_end, self.snr = float(t_end), float(snr)
         self.reference = check_reference(reference)
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}, got {sampler!r}")
+        names = tuple(n for n, s in SAMPLERS.items() if s.kind != "flow")  # the flow samplers need a velocity model
+        if sampler not in names:
+            raise ValueError(f"sampler must be one of {names}, got {sampler!r}")
         check_range("eta", eta, 0.0, 1.0)
         choices = step_choices(self.schedule.T)
         nfe = max([s for s in choices if s <= nfe] or [choices[0]])
-        self.sampler = widgets.Dropdown(options=[(s.label, s.name) for s in SAMPLERS.values()], value=sampler,
+        self.sampler = widgets.Dropdown(options=[(SAMPLERS[n].label, n) for n in names], value=sampler,
                                         description="sampler")
         self.nfe = widgets.SelectionSlider(options=choices, value=nfe, **slider_kw("NFE budget"))
         self.eta = widgets.FloatSlider(value=eta, min=0.0, max=1.0, step=0.05, readout_format=".2f",
@@ -94,9 +95,9 @@ class SamplerExplorer(Explorer):
     def steps_for(self, sampler: str, nfe: int) -> int:
         """Number of steps a fixed-step ``sampler`` gets for the budget ``nfe``
         (:meth:`diffnotes.generate.SamplerInfo.steps_for`: ``max(1, nfe // k)``, Heun ``(nfe + 1) // 2``)."""
-        if sampler not in SAMPLERS or SAMPLERS[sampler].kind == "adaptive":
+        if sampler not in SAMPLERS or SAMPLERS[sampler].kind in ("adaptive", "flow"):
             raise ValueError(f"sampler must be one of the fixed-step samplers "
-                             f"{tuple(n for n, s in SAMPLERS.items() if s.kind != 'adaptive')}, got {sampler!r}")
+                             f"{tuple(n for n, s in SAMPLERS.items() if s.kind not in ('adaptive', 'flow'))}, got {sampler!r}")
         return SAMPLERS[sampler].steps_for(nfe)
 
     def compute(self) -> dict:

@@ -71,6 +71,12 @@ ROWS = {
     "analytic_50": ("fast", {"sampler": "analytic", "steps": 50, "grid": "uniform"}),
     "ddpm_50": ("cli", {"sampler": "ddpm", "steps": 50}),
     "ddpm_beta_50": ("fast", {"sampler": "ddpm_beta", "steps": 50, "grid": "uniform"}),
+    # chapter 10's comparison with the velocity model: DDIM and DPM-Solver++ 2M at NFE 2, 4, 8, 16, 32
+    **{f"ddim_{n}": ("cli", {"sampler": "ddim", "steps": n}) for n in (2, 4, 8, 16, 32)},
+    **{f"dpmpp2m_{n}_rho7": ("fast", {"sampler": "dpmpp2m", "steps": n, "grid": "rho7"}) for n in (2, 4, 8, 16, 32)},
+    # a velocity model (objective "flow", e.g. cifar10-flow): Euler and Heun on the uniform grid of flow times
+    **{f"flow_euler_{n}": ("cli", {"sampler": "flow_euler", "steps": n}) for n in (2, 4, 8, 16, 32)},
+    **{f"flow_heun_{2 * n - 1}": ("cli", {"sampler": "flow_heun", "steps": n}) for n in (2, 4, 8, 16)},
 }
 
 
@@ -113,8 +119,8 @@ def nfe_of(kind: str, opts: dict) -> int | None:
     if kind == "real":
         return None
     steps = opts["steps"]
-    if opts["sampler"] in ("heun", "ode_heun"):
-        return F.heun_nfe(steps) if opts["sampler"] == "heun" else 2 * steps
+    if opts["sampler"] in ("heun", "flow_heun", "ode_heun"):
+        return 2 * steps if opts["sampler"] == "ode_heun" else F.heun_nfe(steps)
     return steps
 
 
