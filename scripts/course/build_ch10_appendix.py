@@ -141,6 +141,8 @@ display(Markdown(f"{N_IMG} {source}; mean squared error per pixel value\n\n"
 ''')
 
 code("a10a0007", r'''
+# NBVAL_IGNORE_OUTPUT
+# (measured on the images above, in float32; the claims still raise)
 checks_net = course.CheckTable()
 calm = [r for r in levels if r["t"] < 0.95]
 checks_net.claim("where t < 0.95 the two networks agree far more closely than either fits the target",
@@ -184,7 +186,7 @@ even in the code index, DPM-Solver++ 2M with EDM's $\rho = 7$ spacing, both star
 first index (500 for two steps, 750 for four).
 """, slide="slide")
 
-code("a10a0010", r\'\'\'
+code("a10a0010", r'''
 fid_flow = records.measurements("fid", "cifar10-flow")["rows"]
 fid_eps = records.measurements("fid", "cifar10-cpu-5")["rows"]
 NFES = (2, 4, 8, 16, 32)
@@ -213,10 +215,19 @@ for n in (8, 16, 32):
     checks_fid.claim(f"{n} NFE: Euler on v and DDIM on eps differ by less than the noise",
                      abs(f[(E, n)] - f[(D, n)]) < noise, f"{f[(E, n)]:.1f} vs {f[(D, n)]:.1f}", f"within {noise:.1f}")
 checks_fid.show()
-\'\'\')
+''')
 
 md("a10a0013", r"""
-TEXT_AFTER_FID
+The checks make the lesson's reading exact. At two calls the velocity model's Euler run is far ahead of both
+samplers of the noise model, which are one and the same there. At four and eight calls DPM-Solver++ 2M beats
+Euler on $v$ by more than the noise. From eight calls on, Euler on $v$ and DDIM on $\hat\epsilon$ differ by less
+than the noise: two first-order solvers of one ODE (lesson section 6), on different grids and with networks
+trained for different targets.
+
+Heun on the velocity model spends two calls per step (one on the last step, into $t = 0$). At 3, 7 and 15 calls
+it scores 119.1, 57.5 and 50.2. At 7 and 15 calls that is about 3 below Euler at 8 and 16, within the noise,
+and at 7 calls it stays well above DPM-Solver++ 2M at 8 (50.0): DPM-Solver++ 2M gets its second order from the
+previous step's prediction, without a second call per step.
 """)
 
 NB.write(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "notebooks" / "appendix" / "10_flow_matching_appendix.ipynb")
