@@ -72,7 +72,7 @@ class SamplerInfo:
     SDE), ``"adaptive"`` (an ODE solver that picks its own steps) or ``"flow"`` (a uniform grid of flow
     times from 1 to 0, for a velocity model, :class:`diffnotes.flow_net.VelocityNet`). ``stochastic``: draws noise after
     :math:`x_T` (``None``: DDIM, which does when :math:`\\eta > 0`). ``nfe_per_step``: network calls per
-    step (Heun (EDM) saves one on its last step; see :meth:`nfe`). ``default_steps``: steps when none are
+    step (the Heun samplers save one on their last step, into ``t = 0``: ``euler_last``; see :meth:`nfe`). ``default_steps``: steps when none are
     given (``None``: all T, or adaptive). ``spacing``: the default spacing of a discrete sampler's
     timesteps. ``needs_gamma``: Analytic-DPM needs :math:`\\Gamma` estimated from data (:func:`training_gamma`).
     """
@@ -86,12 +86,12 @@ class SamplerInfo:
     spacing: str
     paper: str
     needs_gamma: bool = False
+    euler_last: bool = False
 
     def nfe(self, steps: int) -> int:
-        """Network calls of ``steps`` steps (PC with one corrector step)."""
-        if self.name in ("heun", "flow_heun"):  # the last step, into t = 0, calls the network once
-            return fs.heun_nfe(steps)
-        return self.nfe_per_step * int(steps)
+        """Network calls of ``steps`` steps (PC with one corrector step); one fewer where the last step is an
+        Euler step (``euler_last``: the Heun samplers, ``2 * steps - 1``)."""
+        return self.nfe_per_step * int(steps) - int(self.euler_last)
 
     def timesteps(self, schedule, steps: int | None = None, spacing: str | None = None) -> torch.Tensor:
         """The timesteps this discrete sampler visits on ``schedule``: ``steps`` of them (default: its own, or
@@ -103,16 +103,15 @@ class SamplerInfo:
 
     def steps_for(self, nfe: int) -> int:
         """The most steps whose calls fit the budget ``nfe`` (at least one)."""
-        if self.name in ("heun", "flow_heun"):  # 2 * steps - 1 calls
-            return max(1, (int(nfe) + 1) // 2)
-        return max(1, int(nfe) // self.nfe_per_step)
+        return max(1, (int(nfe) + int(self.euler_last)) // self.nfe_per_step)
 
 
 SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
     SamplerInfo("ddpm", "DDPM", "discrete", True, 1, None, "uniform", "Ho et al. 2020, Alg. 2"),
     SamplerInfo("ddim", "DDIM", "discrete", None, 1, 100, "uniform", "Song et al. 2021a, eq. 12"),
     SamplerInfo("dpmpp2m", "DPM-Solver++ 2M", "discrete", False, 1, 20, "karras", "Lu et al. 2022, Alg. 2"),
-    SamplerInfo("heun", "Heun (EDM)", "discrete", False, 2, 10, "karras", "Karras et al. 2022, Alg. 1"),
+    SamplerInfo("heun", "Heun (EDM)", "discrete", False, 2, 10, "karras", "Karras et al. 2022, Alg. 1",
+                euler_last=True),
     SamplerInfo("analytic", "Analytic-DPM", "discrete", True, 1, 25, "uniform", "Bao et al. 2022, eq. 7",
                 needs_gamma=True),
     SamplerInfo("euler_maruyama", "Euler-Maruyama", "sde", True, 1, 1000, "uniform", "Song et al. 2021b, eq. 6"),
@@ -121,7 +120,8 @@ SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
     SamplerInfo("ode_heun", "PF-ODE Heun", "sde", False, 2, 100, "uniform", "Song et al. 2021b, eq. 13"),
     SamplerInfo("ode_rk45", "PF-ODE RK45", "adaptive", False, 1, None, "uniform", "Song et al. 2021b, eq. 13"),
     SamplerInfo("flow_euler", "Euler (flow)", "flow", False, 1, 32, "uniform", "Liu et al. 2023, sec. 2"),
-    SamplerInfo("flow_heun", "Heun (flow)", "flow", False, 2, 16, "uniform", "Karras et al. 2022, Alg. 1"),
+    SamplerInfo("flow_heun", "Heun (flow)", "flow", False, 2, 16, "uniform", "Karras et al. 2022, Alg. 1",
+                euler_last=True),
 )}
 
 #: Spacings of a discrete sampler's timesteps: :func:`diffnotes.schedules.make_timesteps`' two, and

@@ -139,7 +139,7 @@ def train_step(model: nn.Module, x_0: torch.Tensor, schedule: Schedule, optimize
     B = x_0.shape[0]
     if objective == "flow":
         return _flow_matching_step(model, x_0, schedule, optimizer, lr=lr, grad_clip=grad_clip, generator=generator,
-                                   bf16=bf16, y=y, p_uncond=p_uncond)
+                                   gen_device=gen_device, bf16=bf16, y=y, p_uncond=p_uncond)
     # Algorithm 1, line 3: t ~ Uniform({1, ..., T})  (0-based indices here), or the log-normal log-SNR
     if t_sampling == "uniform":
         t = torch.randint(0, schedule.T, (B,), generator=generator, device=gen_device)
@@ -183,9 +183,8 @@ def _gradient_step(loss, optimizer, lr, grad_clip) -> torch.Tensor:
     return loss.detach()
 
 
-def _flow_matching_step(model, x_0, schedule, optimizer, *, lr, grad_clip, generator, bf16, y, p_uncond):
+def _flow_matching_step(model, x_0, schedule, optimizer, *, lr, grad_clip, generator, gen_device, bf16, y, p_uncond):
     """train_step with objective="flow" (its docstring): t ~ U(0, 1), then eps, then the labels dropped."""
-    gen_device = generator.device if generator is not None else x_0.device
     t = torch.rand(x_0.shape[0], generator=generator, device=gen_device, dtype=torch.float64)
     eps = randn_like(x_0, generator)
     x_t = fm.conditional_path(x_0, eps, t.to(device=x_0.device, dtype=x_0.dtype))

@@ -31,7 +31,7 @@ from diffnotes import data, fid, records
 from diffnotes import fast_samplers as F
 from diffnotes._util import PerSampleGenerator
 from diffnotes.checkpoints import DEFAULT_MODEL, load_model
-from diffnotes.generate import sample_images, sampler_timesteps, training_gamma
+from diffnotes.generate import SAMPLERS, sample_images, sampler_timesteps, training_gamma
 from diffnotes.samplers import sample_ddpm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,10 +118,8 @@ def draw_fast(model, sampler: str, steps: int, grid: str, n: int, record: dict, 
 def nfe_of(kind: str, opts: dict) -> int | None:
     if kind == "real":
         return None
-    steps = opts["steps"]
-    if opts["sampler"] in ("heun", "flow_heun", "ode_heun"):
-        return 2 * steps if opts["sampler"] == "ode_heun" else F.heun_nfe(steps)
-    return steps
+    spec = SAMPLERS.get(opts["sampler"])  # the registry counts calls; ddpm_beta (not in it) makes one per step
+    return spec.nfe(opts["steps"]) if spec is not None else opts["steps"]
 
 
 def main():
