@@ -5,9 +5,12 @@
 This is the protocol of published CIFAR-10 FIDs, except that they use 50 000 samples. On the 2-core CPU it
 is the most expensive measurement of the course, about two and a half hours, nearly all of it Inception
 (about 10 images/s). So the work is cut into chunks of 1 000 images, and each chunk's samples and Inception
-features are saved under ``runs/eval/headline/<ckpt>/`` as soon as they are done: a run that is stopped
+features are saved as soon as they are done -- a model's samples under ``runs/eval/headline/<ckpt>/``, the
+real images' features, which serve every model, under ``runs/eval/headline/real/`` -- so a run that is stopped
 (Ctrl-C, a lost session) goes on from the last finished chunk when started again. The order is
 samples, their features, training images, test images, so the headline figure is ready before the floor.
+``--reference-only`` computes the real images' features alone (no model), for example while a model is
+still training.
 
 Image k is drawn from seed k exactly as ``python -m diffnotes fid`` and ``fid_rows.py`` draw it, so the
 first 2 000 samples are the ``ddim_50`` row of ``fid_rows.py``; the script checks that their FID against
@@ -16,7 +19,7 @@ that script's 2 000-image reference matches the recorded row. The result goes to
 Run from the repository root:
 
     DIFFNOTES_CIFAR10=<stand-in>/cifar-10-batches-py .venv/bin/python scripts/model_card/headline.py \
-        [--ckpt cifar10-cpu-3] [--n 10000]
+        [--ckpt cifar10-cpu-3] [--n 10000] [--reference-only]
 """
 from __future__ import annotations
 
@@ -75,10 +78,20 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", default=DEFAULT_MODEL)
     p.add_argument("--n", type=int, default=10000, help="samples and test images (default 10 000)")
+    p.add_argument("--reference-only", action="store_true",
+                   help="only the Inception features of the 50 000 training and --n test images (no model)")
     args = p.parse_args()
     if args.n < CHUNK or args.n % CHUNK:
         p.error(f"--n must be a positive multiple of {CHUNK}, got {args.n}")
     torch.set_num_threads(2)
+    real = ROOT / "runs/eval/headline/real"
+    train = torch.from_numpy(data.load_cifar10(split="train")[0])  # fails now, not after hours, without the data
+    test = torch.from_numpy(data.load_cifar10(split="test")[0][:args.n])
+    if args.reference_only:
+        for split, images in (("train", train), ("test", test)):
+            f = chunked_features(split, real, len(images), lambda a, b, u=images: u[a:b], {})
+            log(f"{split}: features of {len(f)} images ready in {real.relative_to(ROOT)}")
+        return
     name = Path(args.ckpt).name
     work = ROOT / "runs/eval/headline" / name
     record = records.measurements("headline", name) or {}
@@ -111,8 +124,7 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     f_samples = chunked_features("samples", work, args.n, samples_of, seconds)
     save()
-    train = torch.from_numpy(data.load_cifar10(split="train")[0])
-    f_train = chunked_features("train", work, len(train), lambda a, b: train[a:b], seconds)
+    f_train = chunked_features("train", real, len(train), lambda a, b: train[a:b], seconds)
     mu_r, sigma_r = fid.feature_statistics(f_train)
     fid.save_statistics(work / "train50k.stats.npz", mu_r, sigma_r, n=len(train))
     if not records.REF_2K.is_file():  # fid_rows.py's reference is every 25th of these images: no need to redo it
@@ -136,8 +148,7 @@ def main():
     log(f"HEADLINE: DDIM-50, {args.n} samples vs {len(train)} train: FID {headline:.2f}")
     save(n_train=len(train), fid=headline, fid_first2000=score(f_samples[:2000]))
 
-    test = torch.from_numpy(data.load_cifar10(split="test")[0][:args.n])
-    f_test = chunked_features("test", work, args.n, lambda a, b: test[a:b], seconds)
+    f_test = chunked_features("test", real, args.n, lambda a, b: test[a:b], seconds)
     floor = score(f_test)
     log(f"floor: {args.n} test images vs {len(train)} train: FID {floor:.2f}")
     save(floor=floor, floor_first2000=score(f_test[:2000]))
