@@ -32,13 +32,18 @@ def check_range(name: str, value, low=None, high=None, *, low_open=False, high_o
     ``low_open``/``high_open`` make the corresponding bound strict.
     """
     check_finite(name, value)
-    v = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-    bad = torch.zeros((), dtype=torch.bool)
-    if low is not None:
-        bad = bad | ((v <= low) if low_open else (v < low)).any()
-    if high is not None:
-        bad = bad | ((v >= high) if high_open else (v > high)).any()
-    if bool(bad):
+    if isinstance(value, torch.Tensor):
+        bad = torch.zeros((), dtype=torch.bool)
+        if low is not None:
+            bad = bad | ((value <= low) if low_open else (value < low)).any()
+        if high is not None:
+            bad = bad | ((value >= high) if high_open else (value > high)).any()
+        bad = bool(bad)
+    else:  # a number: plain comparisons (no tensor, so no graph break inside a compiled forward)
+        v = float(value)
+        bad = ((low is not None and (v <= low if low_open else v < low))
+               or (high is not None and (v >= high if high_open else v > high)))
+    if bad:
         lb = "(" if (low_open or low is None) else "["
         hb = ")" if (high_open or high is None) else "]"
         lo = "-inf" if low is None else repr(low)
