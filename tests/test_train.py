@@ -987,6 +987,25 @@ def test_the_shipped_default_model_records_its_lineage():
     assert base["stages"][-1]["steps"] == diffnotes.pretrained("cifar10-cpu").config["step"]
 
 
+def test_every_shipped_stage_extends_the_lineage_of_the_model_it_started_from():
+    """Each shipped noise model after cifar10-cpu-3 (stages 4, 5, 6): its totals are the sums of its stages, its last
+    stage is its own run, and the stages before it are exactly the lineage of the model named by its init_from."""
+    import diffnotes
+
+    for name, parent, steps in (("cifar10-cpu-4", "cifar10-cpu-3", 18513), ("cifar10-cpu-5", "runs/cifar10-cpu-4", 1500),
+                                ("cifar10-cpu-6", "cifar10-cpu-5", 6000)):
+        cfg = json.loads((ck.PRETRAINED_DIR / f"{name}.json").read_text())
+        lin, stages = cfg["lineage"], cfg["lineage"]["stages"]
+        assert lin["images"] == sum(s["images"] for s in stages), name
+        assert stages[-1]["steps"] == steps and stages[-1]["images"] == steps * stages[-1]["batch_size"], name
+        assert stages[-1]["init_from"] == cfg["train"]["init_from"] == parent, name
+        parent_name = parent.rsplit("/", 1)[-1]
+        before = json.loads((ck.PRETRAINED_DIR / f"{parent_name}.json").read_text())["lineage"]["stages"]
+        assert [s["images"] for s in stages[:-1]] == [s["images"] for s in before], name
+    six = diffnotes.pretrained("cifar10-cpu-6").config["lineage"]
+    assert six["images"] == 2_864_960 == 2_480_960 + 6000 * 64
+
+
 def test_the_train_command_has_the_recipe_flags(capsys):
     from diffnotes.cli import build_parser
 

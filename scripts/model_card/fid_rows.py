@@ -122,6 +122,19 @@ def nfe_of(kind: str, opts: dict) -> int | None:
     return spec.nfe(opts["steps"]) if spec is not None else opts["steps"]
 
 
+def write_row(out: Path, model: str, name: str, record: dict, n: int) -> None:
+    """Add (or replace) row ``name`` of ``model``'s record ``out`` with the protocol's header fields."""
+    results = json.loads(out.read_text()) if out.is_file() else {"rows": {}}
+    results.update(
+        model=model,
+        protocol=(f"{n} samples (image k from seed k, bf16 autocast) against the statistics of 2 000 "
+                  f"training images (every 25th), method eigh; fid_first1000 / fid_second1000: the first / second 1 000 samples"),
+        command=f"python scripts/model_card/fid_rows.py --ckpt {model} --n {n}",
+        torch=torch.__version__, python=platform.python_version(), cpu=records.cpu_name())
+    results["rows"][name] = record
+    records.write_json(out, results)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", default=DEFAULT_MODEL)
@@ -172,15 +185,7 @@ def main():
         np.save(feat_dir / f"{name}.npy", feats.astype(np.float32))
         record.update(records.fid_scores(feats, ref))
         record.update(sample_seconds=round(t1 - t0, 1), seconds=round(time.perf_counter() - t0, 1))
-        results = json.loads(out.read_text()) if out.is_file() else {"rows": {}}
-        results.update(
-            model=Path(args.ckpt).name,
-            protocol=(f"{args.n} samples (image k from seed k, bf16 autocast) against the statistics of 2 000 "
-                      f"training images (every 25th), method eigh; fid_first1000 / fid_second1000: the first / second 1 000 samples"),
-            command=f"python scripts/model_card/fid_rows.py --ckpt {Path(args.ckpt).name} --n {args.n}",
-            torch=torch.__version__, python=platform.python_version(), cpu=records.cpu_name())
-        results["rows"][name] = record
-        records.write_json(out, results)
+        write_row(out, Path(args.ckpt).name, name, record, args.n)
         print(f"[{time.strftime('%H:%M:%S')}] {name}: FID {record['fid']:.2f} (first 1000: "
               f"{record['fid_first1000']:.2f}; {record['seconds']:.0f} s, {record['sample_seconds']:.0f} s sampling)",
               flush=True)
