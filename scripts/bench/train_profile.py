@@ -67,7 +67,7 @@ def _groupnorm_in_fp32(model: torch.nn.Module) -> None:
 
 
 def make_step(v: dict, n_images: int = 4096):
-    """A closure running one training iteration of variant ``v`` (batch, step, EMA), and its network."""
+    """A closure running one training iteration of variant ``v`` (batch, step, EMA)."""
     torch.manual_seed(0)
     model = make_unet("cpu")
     fmt = torch.channels_last if v["channels_last"] else torch.contiguous_format
@@ -94,7 +94,7 @@ def make_step(v: dict, n_images: int = 4096):
         state["step"] += 1
         return loss
 
-    return step, model
+    return step
 
 
 def rate(step, batch_size: int, seconds: float, warmup: int = 3) -> tuple[float, int]:
@@ -162,7 +162,7 @@ def main():
     base_rate = None
     for name in names:
         v = {**BASE, **VARIANTS[name]}
-        step, _ = make_step(v)
+        step = make_step(v)
         r, n = rate(step, v["batch_size"], args.seconds)
         base_rate = r if name == "as_trained" else base_rate
         rel = f"{r / base_rate:.2f}x" if base_rate else "-"
@@ -171,7 +171,7 @@ def main():
               f"{'fused' if v['fused'] else 'foreach'} | {v['grad_clip']} | {r:.1f} | {n} | {rel} |", flush=True)
     if args.profile:
         v = {**BASE, **VARIANTS[args.profile]}
-        step, _ = make_step(v)
+        step = make_step(v)
         print(f"\nprofile of {args.profile}:")
         profile(step)
 
